@@ -1,0 +1,154 @@
+"""``create_app(settings)``: wires the database, routers, middleware and error handlers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+from sqlalchemy.orm.exc import StaleDataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from zhengshu import __version__
+from zhengshu.admin import routes_web as admin_web
+from zhengshu.kernel.audit import AUDIT_KEY
+from zhengshu.kernel.db import make_engine, make_sessionmaker
+from zhengshu.kernel.errors import DomainError, stale
+from zhengshu.kernel.metrics import Metrics
+from zhengshu.kernel.settings import Settings
+from zhengshu.org import routes_api as org_api
+from zhengshu.org import routes_web as org_web
+from zhengshu.web import make_environment, render
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_PACKAGES = ["zhengshu.web", "zhengshu.org", "zhengshu.admin"]
+
+HTTP_TITLES = {
+    400: "请求有误", 401: "需要登录", 403: "没有权限", 404: "找不到页面", 405: "不支持的操作",
+    409: "操作冲突", 413: "内容过大", 422: "填写有误", 429: "操作过于频繁", 500: "系统错误",
+    503: "服务暂不可用",
+}
+
+
+def _wants_json(request: Request) -> bool:
+    path = request.url.path
+    return path.startswith("/api/") or path in ("/healthz", "/metrics") or (
+        "application/json" in request.headers.get("accept", "")
+        and "text/html" not in request.headers.get("accept", "")
+    )
+
+
+def _error_response(request: Request, status: int, code: str, message_zh: str, message_en: str,
+                    details: dict[str, Any] | None = None) -> Response:
+    if _wants_json(request):
+        body = {"error": {"code": code, "message": message_zh, "message_en": message_en,
+                          "details": details or {}}}
+        return JSONResponse(body, status_code=status)
+    if status == 401:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+    return render(request, "web/error.html", {
+        "title": HTTP_TITLES.get(status, "出错了"), "error_title": HTTP_TITLES.get(status, "出错了"),
+        "message": message_zh, "message_en": message_en, "code": code, "details": details,
+    }, status_code=status)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = FastAPI(
+        title="政数平台 zhengshu API",
+        version=__version__,
+        description="东莞市政务服务和数据管理平台的开放接口。认证：`Authorization: Bearer <token>`。",
+        docs_url="/api/docs",
+        openapi_url="/api/v1/openapi.json",
+        redoc_url=None,
+    )
+    engine = make_engine(settings)
+    factory = make_sessionmaker(engine)
+    factory.kw["info"] = {AUDIT_KEY: settings.resolved_audit_key()}
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = factory
+    app.state.jinja = make_environment(TEMPLATE_PACKAGES)
+    app.state.metrics = metrics = Metrics()
+
+    @app.middleware("http")
+    async def _observe(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response: Response = await call_next(request)
+            status = response.status_code
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+            response.headers.setdefault("X-Frame-Options", "DENY")
+            response.headers.setdefault("Referrer-Policy", "same-origin")
+            return response
+        finally:
+            route = request.scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            metrics.requests.labels(request.method, template, str(status)).inc()
+            metrics.latency.labels(template).observe(time.perf_counter() - started)
+
+    @app.exception_handler(DomainError)
+    async def _domain_error(request: Request, exc: DomainError) -> Response:
+        return _error_response(request, exc.status_code, exc.code, exc.message_zh, exc.message_en,
+                               exc.details)
+
+    @app.exception_handler(StaleDataError)
+    async def _stale(request: Request, _exc: StaleDataError) -> Response:
+        err = stale("记录", "record")
+        return _error_response(request, err.status_code, err.code, err.message_zh, err.message_en)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        problems = [
+            {"field": ".".join(str(p) for p in e.get("loc", ())[1:]) or "body", "problem": e.get("msg")}
+            for e in exc.errors()
+        ]
+        return _error_response(
+            request, 422, "validation_failed", "提交的内容格式有误，请检查后重试",
+            "the request is malformed", {"fields": problems,
+                                         "errors": [f"{p['field']}: {p['problem']}" for p in problems]},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        messages = {404: ("找不到您要的页面或资源", "not found"),
+                    405: ("不支持此请求方法", "method not allowed")}
+        zh, en = messages.get(exc.status_code, (HTTP_TITLES.get(exc.status_code, "请求有误"), str(exc.detail)))
+        return _error_response(request, exc.status_code, f"http_{exc.status_code}", zh, en)
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error_response(request, 500, "internal_error", "系统内部错误，已记录，请稍后重试",
+                               "internal error (logged)")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> Response:
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            metrics.db_up.set(1)
+        except Exception:
+            metrics.db_up.set(0)
+            log.exception("health check failed")
+            return JSONResponse({"status": "error", "database": "unreachable",
+                                 "version": __version__}, status_code=503)
+        return JSONResponse({"status": "ok", "database": engine.dialect.name,
+                             "version": __version__})
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_page() -> Response:
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    app.mount("/static", StaticFiles(packages=[("zhengshu.web", "static")]), name="static")
+    app.include_router(org_api.router)
+    app.include_router(org_web.router)
+    app.include_router(admin_web.router)
+    return app

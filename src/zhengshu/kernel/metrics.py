@@ -1,0 +1,40 @@
+"""Prometheus metrics for ``/metrics`` (text exposition format), in one registry per app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.requests = Counter(
+            "zhengshu_http_requests",
+            "HTTP requests served, by method, route template and status code.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "zhengshu_http_request_duration_seconds",
+            "Time to serve a request, by route template.",
+            ["route"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.logins = Counter(
+            "zhengshu_logins",
+            "Login attempts by outcome (ok, bad_password, locked).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.db_up = Gauge(
+            "zhengshu_database_up", "1 when the last health check reached the database.",
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
