@@ -30,32 +30,65 @@ log = logging.getLogger(__name__)
 TEMPLATE_PACKAGES = ["zhengshu.web", "zhengshu.org", "zhengshu.admin"]
 
 HTTP_TITLES = {
-    400: "请求有误", 401: "需要登录", 403: "没有权限", 404: "找不到页面", 405: "不支持的操作",
-    409: "操作冲突", 413: "内容过大", 422: "填写有误", 429: "操作过于频繁", 500: "系统错误",
+    400: "请求有误",
+    401: "需要登录",
+    403: "没有权限",
+    404: "找不到页面",
+    405: "不支持的操作",
+    409: "操作冲突",
+    413: "内容过大",
+    422: "填写有误",
+    429: "操作过于频繁",
+    500: "系统错误",
     503: "服务暂不可用",
 }
 
 
 def _wants_json(request: Request) -> bool:
     path = request.url.path
-    return path.startswith("/api/") or path in ("/healthz", "/metrics") or (
-        "application/json" in request.headers.get("accept", "")
-        and "text/html" not in request.headers.get("accept", "")
+    return (
+        path.startswith("/api/")
+        or path in ("/healthz", "/metrics")
+        or (
+            "application/json" in request.headers.get("accept", "")
+            and "text/html" not in request.headers.get("accept", "")
+        )
     )
 
 
-def _error_response(request: Request, status: int, code: str, message_zh: str, message_en: str,
-                    details: dict[str, Any] | None = None) -> Response:
+def _error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message_zh: str,
+    message_en: str,
+    details: dict[str, Any] | None = None,
+) -> Response:
     if _wants_json(request):
-        body = {"error": {"code": code, "message": message_zh, "message_en": message_en,
-                          "details": details or {}}}
+        body = {
+            "error": {
+                "code": code,
+                "message": message_zh,
+                "message_en": message_en,
+                "details": details or {},
+            }
+        }
         return JSONResponse(body, status_code=status)
     if status == 401:
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-    return render(request, "web/error.html", {
-        "title": HTTP_TITLES.get(status, "出错了"), "error_title": HTTP_TITLES.get(status, "出错了"),
-        "message": message_zh, "message_en": message_en, "code": code, "details": details,
-    }, status_code=status)
+    return render(
+        request,
+        "web/error.html",
+        {
+            "title": HTTP_TITLES.get(status, "出错了"),
+            "error_title": HTTP_TITLES.get(status, "出错了"),
+            "message": message_zh,
+            "message_en": message_en,
+            "code": code,
+            "details": details,
+        },
+        status_code=status,
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -63,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="政数平台 zhengshu API",
         version=__version__,
-        description="东莞市政务服务和数据管理平台的开放接口。认证：`Authorization: Bearer <token>`。",
+        description="政务服务和数据管理平台的开放接口。认证：`Authorization: Bearer <token>`。",
         docs_url="/api/docs",
         openapi_url="/api/v1/openapi.json",
         redoc_url=None,
@@ -96,8 +129,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(DomainError)
     async def _domain_error(request: Request, exc: DomainError) -> Response:
-        return _error_response(request, exc.status_code, exc.code, exc.message_zh, exc.message_en,
-                               exc.details)
+        return _error_response(
+            request, exc.status_code, exc.code, exc.message_zh, exc.message_en, exc.details
+        )
 
     @app.exception_handler(StaleDataError)
     async def _stale(request: Request, _exc: StaleDataError) -> Response:
@@ -107,27 +141,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         problems = [
-            {"field": ".".join(str(p) for p in e.get("loc", ())[1:]) or "body", "problem": e.get("msg")}
+            {
+                "field": ".".join(str(p) for p in e.get("loc", ())[1:]) or "body",
+                "problem": e.get("msg"),
+            }
             for e in exc.errors()
         ]
         return _error_response(
-            request, 422, "validation_failed", "提交的内容格式有误，请检查后重试",
-            "the request is malformed", {"fields": problems,
-                                         "errors": [f"{p['field']}: {p['problem']}" for p in problems]},
+            request,
+            422,
+            "validation_failed",
+            "提交的内容格式有误，请检查后重试",
+            "the request is malformed",
+            {"fields": problems, "errors": [f"{p['field']}: {p['problem']}" for p in problems]},
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        messages = {404: ("找不到您要的页面或资源", "not found"),
-                    405: ("不支持此请求方法", "method not allowed")}
-        zh, en = messages.get(exc.status_code, (HTTP_TITLES.get(exc.status_code, "请求有误"), str(exc.detail)))
+        messages = {
+            404: ("找不到您要的页面或资源", "not found"),
+            405: ("不支持此请求方法", "method not allowed"),
+        }
+        zh, en = messages.get(
+            exc.status_code, (HTTP_TITLES.get(exc.status_code, "请求有误"), str(exc.detail))
+        )
         return _error_response(request, exc.status_code, f"http_{exc.status_code}", zh, en)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _error_response(request, 500, "internal_error", "系统内部错误，已记录，请稍后重试",
-                               "internal error (logged)")
+        return _error_response(
+            request,
+            500,
+            "internal_error",
+            "系统内部错误，已记录，请稍后重试",
+            "internal error (logged)",
+        )
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> Response:
@@ -138,10 +187,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception:
             metrics.db_up.set(0)
             log.exception("health check failed")
-            return JSONResponse({"status": "error", "database": "unreachable",
-                                 "version": __version__}, status_code=503)
-        return JSONResponse({"status": "ok", "database": engine.dialect.name,
-                             "version": __version__})
+            return JSONResponse(
+                {"status": "error", "database": "unreachable", "version": __version__},
+                status_code=503,
+            )
+        return JSONResponse(
+            {"status": "ok", "database": engine.dialect.name, "version": __version__}
+        )
 
     @app.get("/metrics", include_in_schema=False)
     def metrics_page() -> Response:

@@ -28,8 +28,11 @@ from zhengshu.org.schemas import PersonCreate
 from zhengshu.org.seed import DemoAccount, seed_demo
 from zhengshu.tasks import build_registry
 
-app = typer.Typer(help="政数平台 zhengshu：12345 热线、调解、政务服务、公共资源交易、公共数据治理",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="政数平台 zhengshu：12345 热线、调解、政务服务、公共资源交易、公共数据治理",
+    no_args_is_help=True,
+    add_completion=False,
+)
 db_app = typer.Typer(help="数据库 / database", no_args_is_help=True)
 seed_app = typer.Typer(help="演示数据 / demo data", no_args_is_help=True)
 user_app = typer.Typer(help="人员账号 / people", no_args_is_help=True)
@@ -37,8 +40,15 @@ audit_app = typer.Typer(help="审计日志 / audit log", no_args_is_help=True)
 calendar_app = typer.Typer(help="工作日历 / working-day calendar", no_args_is_help=True)
 units_app = typer.Typer(help="组织机构 / org tree", no_args_is_help=True)
 token_app = typer.Typer(help="接口令牌 / API tokens", no_args_is_help=True)
-for sub, name in [(db_app, "db"), (seed_app, "seed"), (user_app, "user"), (audit_app, "audit"),
-                  (calendar_app, "calendar"), (units_app, "units"), (token_app, "token")]:
+for sub, name in [
+    (db_app, "db"),
+    (seed_app, "seed"),
+    (user_app, "user"),
+    (audit_app, "audit"),
+    (calendar_app, "calendar"),
+    (units_app, "units"),
+    (token_app, "token"),
+]:
     app.add_typer(sub, name=name)
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="数据目录（SQLite 数据库与文件）")]
@@ -141,18 +151,26 @@ def _saved_accounts(settings: Settings, accounts: list[DemoAccount]) -> list[Dem
             parts = line.split("\t")
             if len(parts) == 4:
                 saved[parts[0]] = parts[1]
-    return [DemoAccount(a.username, a.password or saved.get(a.username), a.display_name, a.roles,
-                        a.unit) for a in accounts]
+    return [
+        DemoAccount(
+            a.username, a.password or saved.get(a.username), a.display_name, a.roles, a.unit
+        )
+        for a in accounts
+    ]
 
 
 @app.command()
-def up(host: Annotated[str, typer.Option(help="监听地址")] = "127.0.0.1",
-       port: Annotated[int, typer.Option(help="端口")] = 8000,
-       data_dir: DataDir = None) -> None:
+def up(
+    host: Annotated[str, typer.Option(help="监听地址")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="端口")] = 8000,
+    data_dir: DataDir = None,
+) -> None:
     """一键启动：迁移、载入演示数据、启动网站与后台任务 / migrate, seed, serve, work."""
     settings = _settings(data_dir or Path("zhengshu-data"))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    typer.echo(f"数据目录 / data: {settings.data_dir.resolve()}  数据库 / database: {_where(settings)}")
+    typer.echo(
+        f"数据目录 / data: {settings.data_dir.resolve()}  数据库 / database: {_where(settings)}"
+    )
     _upgrade(settings)
     accounts = _saved_accounts(settings, _seed(settings))
     _print_accounts(accounts)
@@ -173,17 +191,25 @@ def _serve(settings: Settings, host: str, port: int, *, workers: int) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if workers > 1:
-        uvicorn.run("zhengshu.app:create_app", factory=True, host=host, port=port,
-                    workers=workers, proxy_headers=True)
+        uvicorn.run(
+            "zhengshu.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            proxy_headers=True,
+        )
     else:
         uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True)
 
 
 @app.command()
-def serve(host: Annotated[str, typer.Option(help="监听地址")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="端口")] = 8000,
-          workers: Annotated[int, typer.Option(help="进程数（PostgreSQL 时可多于 1）")] = 1,
-          data_dir: DataDir = None) -> None:
+def serve(
+    host: Annotated[str, typer.Option(help="监听地址")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="端口")] = 8000,
+    workers: Annotated[int, typer.Option(help="进程数（PostgreSQL 时可多于 1）")] = 1,
+    data_dir: DataDir = None,
+) -> None:
     """只启动网站（不迁移、不载入数据）/ serve the web app only."""
     settings = _settings(data_dir)
     if workers > 1 and settings.is_sqlite:
@@ -219,8 +245,11 @@ def user_create(
     try:
         roles = [parse_role(r) for r in role]
     except ValueError as exc:
-        typer.secho(f"未知角色 / unknown role: {exc}；可选：{', '.join(r.value for r in Role)}",
-                    fg="red", err=True)
+        typer.secho(
+            f"未知角色 / unknown role: {exc}；可选：{', '.join(r.value for r in Role)}",
+            fg="red",
+            err=True,
+        )
         raise typer.Exit(2) from exc
     if password is None:
         password = typer.prompt("密码 / password", hide_input=True, confirmation_prompt=True)
@@ -229,13 +258,21 @@ def user_create(
             unit_row = repository.unit_by_code(session, unit)
             scope_row = repository.unit_by_code(session, scope) if scope else None
             if unit_row is None or (scope and scope_row is None):
-                typer.secho(f"单位编码不存在 / unknown unit code: {unit if unit_row is None else scope}",
-                            fg="red", err=True)
+                typer.secho(
+                    f"单位编码不存在 / unknown unit code: {unit if unit_row is None else scope}",
+                    fg="red",
+                    err=True,
+                )
                 raise typer.Exit(2)
             try:
-                data = PersonCreate(username=username, display_name=name, unit_id=unit_row.id,
-                                    scope_unit_id=scope_row.id if scope_row else None,
-                                    roles=roles, password=password)
+                data = PersonCreate(
+                    username=username,
+                    display_name=name,
+                    unit_id=unit_row.id,
+                    scope_unit_id=scope_row.id if scope_row else None,
+                    roles=roles,
+                    password=password,
+                )
             except ValueError as exc:
                 typer.secho(f"输入有误 / invalid input: {exc}", fg="red", err=True)
                 raise typer.Exit(2) from exc
@@ -256,14 +293,18 @@ def audit_verify(data_dir: DataDir = None) -> None:
         return
     assert report.problem is not None
     typer.secho(f"FAILED：{report.problem.message_zh}", fg="red")
-    typer.echo(f"  seq={report.problem.seq} kind={report.problem.kind}: {report.problem.message_en}")
+    typer.echo(
+        f"  seq={report.problem.seq} kind={report.problem.kind}: {report.problem.message_en}"
+    )
     raise typer.Exit(1)
 
 
 @calendar_app.command("add-working-days")
-def calendar_add(start: Annotated[str, typer.Argument(help="起算日期 YYYY-MM-DD")],
-                 days: Annotated[int, typer.Argument(help="工作日数（次日起算）")],
-                 data_dir: DataDir = None) -> None:
+def calendar_add(
+    start: Annotated[str, typer.Argument(help="起算日期 YYYY-MM-DD")],
+    days: Annotated[int, typer.Argument(help="工作日数（次日起算）")],
+    data_dir: DataDir = None,
+) -> None:
     """按工作日计算截止日期（次日起算）/ the date N working days after DATE."""
     try:
         day = date.fromisoformat(start)
@@ -275,17 +316,24 @@ def calendar_add(start: Annotated[str, typer.Argument(help="起算日期 YYYY-MM
         raise typer.Exit(2)
     settings = _settings(data_dir)
     with transaction(_factory(settings), write=False) as session:
-        result = load_calendar(session, parse_work_periods(settings.work_periods)).add_working_days(day, days)
+        result = load_calendar(session, parse_work_periods(settings.work_periods)).add_working_days(
+            day, days
+        )
     typer.echo(result.value.isoformat())
     if result.provisional:
-        typer.secho("（暂定：含尚未导入官方节假日安排的年份，按周一至周五计算 / provisional）",
-                    fg="yellow", err=True)
+        typer.secho(
+            "（暂定：含尚未导入官方节假日安排的年份，按周一至周五计算 / provisional）",
+            fg="yellow",
+            err=True,
+        )
 
 
 @calendar_app.command("import")
-def calendar_import(path: Annotated[Path, typer.Argument(help="安排文件：每行 日期,休|班,名称")],
-                    year: Annotated[int, typer.Option(help="年份")],
-                    data_dir: DataDir = None) -> None:
+def calendar_import(
+    path: Annotated[Path, typer.Argument(help="安排文件：每行 日期,休|班,名称")],
+    year: Annotated[int, typer.Option(help="年份")],
+    data_dir: DataDir = None,
+) -> None:
     """导入国务院公布的某年节假日安排 / import the official schedule of a year."""
     settings = _settings(data_dir)
     try:
@@ -306,14 +354,17 @@ def calendar_import(path: Annotated[Path, typer.Argument(help="安排文件：�
 
 
 @units_app.command("import")
-def units_import(path: Annotated[Path, typer.Argument(help="CSV：code,parent_code,kind,name,short_name")],
-                 data_dir: DataDir = None) -> None:
+def units_import(
+    path: Annotated[Path, typer.Argument(help="CSV：code,parent_code,kind,name,short_name")],
+    data_dir: DataDir = None,
+) -> None:
     """从 CSV 导入组织机构 / import the org tree from CSV."""
     settings = _settings(data_dir)
     try:
         with transaction(_factory(settings)) as session:
-            report = service.import_units(session, SYSTEM,
-                                          rows=service.parse_units_csv(path.read_text("utf-8-sig")))
+            report = service.import_units(
+                session, SYSTEM, rows=service.parse_units_csv(path.read_text("utf-8-sig"))
+            )
     except DomainError as exc:
         _fail(exc)
     typer.echo(f"新增 {report.created}，更新 {report.updated}，未变 {report.unchanged}")
@@ -328,10 +379,12 @@ def units_export(data_dir: DataDir = None) -> None:
 
 
 @token_app.command("create")
-def token_create(name: Annotated[str, typer.Option(help="对接系统名称")],
-                 kind: Annotated[str, typer.Option(help="partner 或 open311")] = "partner",
-                 unit: Annotated[str, typer.Option(help="所属单位编码")] = "441900000000",
-                 data_dir: DataDir = None) -> None:
+def token_create(
+    name: Annotated[str, typer.Option(help="对接系统名称")],
+    kind: Annotated[str, typer.Option(help="partner 或 open311")] = "partner",
+    unit: Annotated[str, typer.Option(help="所属单位编码")] = "441900000000",
+    data_dir: DataDir = None,
+) -> None:
     """签发对接系统 API 密钥（只显示一次）/ issue a partner API key (shown once)."""
     if kind not in {"partner", "open311"}:
         typer.secho("kind 只能是 partner 或 open311", fg="red", err=True)
@@ -343,8 +396,9 @@ def token_create(name: Annotated[str, typer.Option(help="对接系统名称")],
             if unit_row is None:
                 typer.secho(f"单位编码不存在 / unknown unit: {unit}", fg="red", err=True)
                 raise typer.Exit(2)
-            plaintext, _ = service.issue_partner_token(session, SYSTEM, name=name, kind=kind,
-                                                       unit_id=unit_row.id, roles=[Role.PARTNER])
+            plaintext, _ = service.issue_partner_token(
+                session, SYSTEM, name=name, kind=kind, unit_id=unit_row.id, roles=[Role.PARTNER]
+            )
     except DomainError as exc:
         _fail(exc)
     typer.echo(plaintext)

@@ -45,32 +45,54 @@ def _month(value: str | None, today: date) -> date:
 
 
 @router.get("/admin/calendar")
-def calendar_page(request: Request, db: DB, actor: PageActor, settings: AppSettings,
-                  month: str | None = None,
-                  start: date | None = None,
-                  days: Annotated[int | None, Query(ge=0, le=366)] = None,
-                  flash: str | None = None) -> Response:
+def calendar_page(
+    request: Request,
+    db: DB,
+    actor: PageActor,
+    settings: AppSettings,
+    month: str | None = None,
+    start: date | None = None,
+    days: Annotated[int | None, Query(ge=0, le=366)] = None,
+    flash: str | None = None,
+) -> Response:
     actor.require("kernel:calendar:read")
     cal = load_calendar(db, parse_work_periods(settings.work_periods))
     today = clock.now().astimezone(SHANGHAI).date()
     first = _month(month, today)
     result = cal.add_working_days(start, days) if start is not None and days is not None else None
-    overrides = db.execute(select(CalendarOverride).order_by(CalendarOverride.day.desc())).scalars().all()
+    overrides = (
+        db.execute(select(CalendarOverride).order_by(CalendarOverride.day.desc())).scalars().all()
+    )
     years = db.execute(select(CalendarYear).order_by(CalendarYear.year)).scalars().all()
     imported = {row.year for row in years}
     package_years = sorted(y for y in cal.known_years() if y not in imported)
     prev_month = (first - timedelta(days=1)).replace(day=1)
     next_month = (first + timedelta(days=32)).replace(day=1)
-    return render(request, "admin/calendar.html", {
-        "title": "工作日历", "weeks": [[cal.day_info(d) if d.month == first.month else None
-                                      for d in week] for week in _weeks(first)],
-        "first": first, "prev": prev_month, "next": next_month, "today": today,
-        "start": start or today, "days": days if days is not None else 5, "result": result,
-        "overrides": overrides, "years": years,
-        "package_years": (package_years[0], package_years[-1]) if package_years else None,
-        "next_year": today.year + 1, "next_year_known": cal.is_known_year(today.year + 1),
-        "can_write": actor.can("kernel:calendar:write"), "flash": flash,
-    })
+    return render(
+        request,
+        "admin/calendar.html",
+        {
+            "title": "工作日历",
+            "weeks": [
+                [cal.day_info(d) if d.month == first.month else None for d in week]
+                for week in _weeks(first)
+            ],
+            "first": first,
+            "prev": prev_month,
+            "next": next_month,
+            "today": today,
+            "start": start or today,
+            "days": days if days is not None else 5,
+            "result": result,
+            "overrides": overrides,
+            "years": years,
+            "package_years": (package_years[0], package_years[-1]) if package_years else None,
+            "next_year": today.year + 1,
+            "next_year_known": cal.is_known_year(today.year + 1),
+            "can_write": actor.can("kernel:calendar:write"),
+            "flash": flash,
+        },
+    )
 
 
 def _weeks(first: date) -> list[list[date]]:
@@ -78,24 +100,34 @@ def _weeks(first: date) -> list[list[date]]:
 
 
 @router.post("/admin/calendar/override")
-def calendar_override(db: DB, actor: PageActor, day: Annotated[date, Form()],
-                      kind: Annotated[str, Form(pattern="^(work|off)$")],
-                      name: Annotated[str, Form(max_length=100)] = "") -> Response:
+def calendar_override(
+    db: DB,
+    actor: PageActor,
+    day: Annotated[date, Form()],
+    kind: Annotated[str, Form(pattern="^(work|off)$")],
+    name: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
     set_override(db, actor, day=day, is_workday=kind == "work", name=name)
-    return RedirectResponse(f"/admin/calendar?month={day:%Y-%m}&flash={quote(f'已设置 {day}')}",
-                            status_code=303)
+    return RedirectResponse(
+        f"/admin/calendar?month={day:%Y-%m}&flash={quote(f'已设置 {day}')}", status_code=303
+    )
 
 
 @router.post("/admin/calendar/override/delete")
 def calendar_override_delete(db: DB, actor: PageActor, day: Annotated[date, Form()]) -> Response:
     remove_override(db, actor, day=day)
-    return RedirectResponse(f"/admin/calendar?month={day:%Y-%m}&flash={quote(f'已恢复 {day}')}",
-                            status_code=303)
+    return RedirectResponse(
+        f"/admin/calendar?month={day:%Y-%m}&flash={quote(f'已恢复 {day}')}", status_code=303
+    )
 
 
 @router.post("/admin/calendar/import")
-def calendar_import(db: DB, actor: PageActor, year: Annotated[int, Form(ge=2000, le=2100)],
-                    schedule: Annotated[str, Form(max_length=50_000)]) -> Response:
+def calendar_import(
+    db: DB,
+    actor: PageActor,
+    year: Annotated[int, Form(ge=2000, le=2100)],
+    schedule: Annotated[str, Form(max_length=50_000)],
+) -> Response:
     try:
         entries = parse_schedule(schedule, year=year)
     except ScheduleError as exc:
@@ -109,11 +141,15 @@ def calendar_import(db: DB, actor: PageActor, year: Annotated[int, Form(ge=2000,
 
 
 @router.get("/admin/audit")
-def audit_page(request: Request, db: DB, actor: PageActor,
-               action: Annotated[str | None, Query(max_length=100)] = None,
-               entity_id: Annotated[str | None, Query(max_length=64)] = None,
-               before_seq: Annotated[int | None, Query(ge=1)] = None,
-               verify: int = 0) -> Response:
+def audit_page(
+    request: Request,
+    db: DB,
+    actor: PageActor,
+    action: Annotated[str | None, Query(max_length=100)] = None,
+    entity_id: Annotated[str | None, Query(max_length=64)] = None,
+    before_seq: Annotated[int | None, Query(ge=1)] = None,
+    verify: int = 0,
+) -> Response:
     """The audit log, newest first; auditors may verify the whole chain here."""
     actor.require("kernel:audit:read")
     query = select(audit.AuditEntry).order_by(audit.AuditEntry.seq.desc()).limit(100)
@@ -128,31 +164,54 @@ def audit_page(request: Request, db: DB, actor: PageActor,
     if verify:
         actor.require("kernel:audit:verify")
         report = audit.verify(db)
-    return render(request, "admin/audit.html", {
-        "title": "审计日志", "rows": rows, "action": action or "", "entity_id": entity_id or "",
-        "report": report, "can_verify": actor.can("kernel:audit:verify"),
-        "more": rows[-1].seq if len(rows) == 100 else None,
-    })
+    return render(
+        request,
+        "admin/audit.html",
+        {
+            "title": "审计日志",
+            "rows": rows,
+            "action": action or "",
+            "entity_id": entity_id or "",
+            "report": report,
+            "can_verify": actor.can("kernel:audit:verify"),
+            "more": rows[-1].seq if len(rows) == 100 else None,
+        },
+    )
 
 
 # --- partner tokens ------------------------------------------------------------------
 
 
 @router.get("/admin/tokens")
-def tokens_page(request: Request, db: DB, actor: PageActor, issued: str | None = None,
-                flash: str | None = None) -> Response:
+def tokens_page(
+    request: Request, db: DB, actor: PageActor, issued: str | None = None, flash: str | None = None
+) -> Response:
     actor.require("org:token:write")
     units = repository.all_units(db, actor)
     in_scope = {u.id for u in units}
-    tokens = [t for t in db.execute(
-        select(ApiToken).where(ApiToken.kind != "login").order_by(ApiToken.created_at.desc())
-    ).scalars() if t.unit_id in in_scope]
+    tokens = [
+        t
+        for t in db.execute(
+            select(ApiToken).where(ApiToken.kind != "login").order_by(ApiToken.created_at.desc())
+        ).scalars()
+        if t.unit_id in in_scope
+    ]
     names = {u.id: u.name for u in units}
-    return render(request, "admin/tokens.html", {
-        "title": "接口令牌", "tokens": tokens, "unit_names": names, "units": units,
-        "issued": issued, "flash": flash, "role_labels": ROLE_LABELS, "roles": list(Role),
-        "now": clock.now(),
-    })
+    return render(
+        request,
+        "admin/tokens.html",
+        {
+            "title": "接口令牌",
+            "tokens": tokens,
+            "unit_names": names,
+            "units": units,
+            "issued": issued,
+            "flash": flash,
+            "role_labels": ROLE_LABELS,
+            "roles": list(Role),
+            "now": clock.now(),
+        },
+    )
 
 
 @router.post("/admin/tokens")
@@ -169,15 +228,18 @@ async def token_issue(request: Request, db: DB, actor: PageActor) -> Response:
     name = str(form.get("name", "")).strip()[:100]
     if not name:
         raise InvalidInput("请填写对接系统名称", "name required")
-    plaintext, _token = service.issue_partner_token(db, actor, name=name, kind=kind,
-                                                    unit_id=unit_id, roles=roles)
+    plaintext, _token = service.issue_partner_token(
+        db, actor, name=name, kind=kind, unit_id=unit_id, roles=roles
+    )
     # The secret is shown once on the next page and never stored in clear.
-    return render(request, "admin/token_issued.html", {"title": "令牌已签发", "token": plaintext,
-                                                        "name": name})
+    return render(
+        request,
+        "admin/token_issued.html",
+        {"title": "令牌已签发", "token": plaintext, "name": name},
+    )
 
 
 @router.post("/admin/tokens/{token_id}/revoke")
 def token_revoke(token_id: uuid.UUID, db: DB, actor: PageActor) -> Response:
     service.revoke_token(db, actor, token_id=token_id)
     return RedirectResponse(f"/admin/tokens?flash={quote('已吊销')}", status_code=303)
-

@@ -195,7 +195,8 @@ def verify(session: Session, *, key: bytes | None = None, batch: int = 2000) -> 
             problem=AuditProblem(
                 seq=expected_seq,
                 kind="truncated",
-                message_zh=f"审计链末尾缺失：记录的链头为第 {head_seq} 条，实际只到第 {expected_seq - 1} 条",
+                message_zh=f"审计链末尾缺失：链头记为第 {head_seq} 条，"
+                f"实际只到第 {expected_seq - 1} 条",
                 message_en=f"rows missing at the end: head says {head_seq}, "
                 f"chain ends at {expected_seq - 1}",
             ),

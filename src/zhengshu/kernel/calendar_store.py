@@ -72,7 +72,9 @@ def set_override(
     actor.require(PERMISSION)
     name = name.strip()
     if not name:
-        raise InvalidInput("请填写说明（如：台风停工）", "a note is required (e.g. typhoon day off)")
+        raise InvalidInput(
+            "请填写说明（如：台风停工）", "a note is required (e.g. typhoon day off)"
+        )
     row = session.get(CalendarOverride, day)
     before = _snapshot(row) if row else None
     if row is None:
@@ -82,8 +84,13 @@ def set_override(
     row.updated_by, row.updated_at = actor.name, clock.now()
     session.flush()
     audit.record(
-        session, actor, "kernel.calendar.override", entity_type="calendar_day",
-        entity_id=day.isoformat(), before=before, after=_snapshot(row),
+        session,
+        actor,
+        "kernel.calendar.override",
+        entity_type="calendar_day",
+        entity_id=day.isoformat(),
+        before=before,
+        after=_snapshot(row),
     )
     return row
 
@@ -98,8 +105,13 @@ def remove_override(session: Session, actor: Principal, *, day: date) -> None:
     session.delete(row)
     session.flush()
     audit.record(
-        session, actor, "kernel.calendar.override_removed", entity_type="calendar_day",
-        entity_id=day.isoformat(), before=before, after=None,
+        session,
+        actor,
+        "kernel.calendar.override_removed",
+        entity_type="calendar_day",
+        entity_id=day.isoformat(),
+        before=before,
+        after=None,
     )
 
 
@@ -134,8 +146,12 @@ def import_schedule(
             continue
         session.add(
             CalendarOverride(
-                day=entry.day, is_workday=entry.is_workday, name=entry.name[:100],
-                source=SOURCE_OFFICIAL, updated_by=actor.name, updated_at=now,
+                day=entry.day,
+                is_workday=entry.is_workday,
+                name=entry.name[:100],
+                source=SOURCE_OFFICIAL,
+                updated_by=actor.name,
+                updated_at=now,
             )
         )
     record = session.get(CalendarYear, year)
@@ -146,10 +162,17 @@ def import_schedule(
     record.days, record.imported_by, record.imported_at = len(entries), actor.name, now
     session.flush()
     audit.record(
-        session, actor, "kernel.calendar.import", entity_type="calendar_year",
-        entity_id=str(year), before=before,
-        after={"days": len(entries), "holidays": sum(not e.is_workday for e in entries),
-               "workdays": sum(e.is_workday for e in entries)},
+        session,
+        actor,
+        "kernel.calendar.import",
+        entity_type="calendar_year",
+        entity_id=str(year),
+        before=before,
+        after={
+            "days": len(entries),
+            "holidays": sum(not e.is_workday for e in entries),
+            "workdays": sum(e.is_workday for e in entries),
+        },
     )
     return record
 

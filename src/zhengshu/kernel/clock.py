@@ -45,6 +45,6 @@ def now() -> datetime:
 
 def use_clock(clock: Clock) -> Clock:
     """Install a clock process-wide; returns the previous one so a test can restore it."""
-    global _clock  # noqa: PLW0603 - one process-wide clock is the point
+    global _clock
     previous, _clock = _clock, clock
     return previous

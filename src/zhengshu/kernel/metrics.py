@@ -32,7 +32,8 @@ class Metrics:
             registry=self.registry,
         )
         self.db_up = Gauge(
-            "zhengshu_database_up", "1 when the last health check reached the database.",
+            "zhengshu_database_up",
+            "1 when the last health check reached the database.",
             registry=self.registry,
         )
 

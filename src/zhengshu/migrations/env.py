@@ -3,7 +3,7 @@ from Settings (plain ``alembic`` commands); SQLite gets batch mode for ALTERs.""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
 from sqlalchemy import create_engine, pool
@@ -26,7 +26,7 @@ def _url() -> str:
     return settings.resolved_database_url()
 
 
-def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
     # Migrations carry plain SQLAlchemy types; the aware-UTC behaviour lives in the model.
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
@@ -44,8 +44,9 @@ def _configure(connection: Any) -> None:
 
 
 def run_offline() -> None:
-    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True,
-                      render_item=_render_item)
+    context.configure(
+        url=_url(), target_metadata=target_metadata, literal_binds=True, render_item=_render_item
+    )
     with context.begin_transaction():
         context.run_migrations()
 

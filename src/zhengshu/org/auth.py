@@ -42,8 +42,9 @@ def _anonymous(username: str, ip: str | None) -> Principal:
     return Principal(kind=PrincipalKind.PERSON, name=f"匿名({username[:64]})", ip=ip)
 
 
-def authenticate(session: Session, settings: Settings, *, username: str, password: str,
-                 ip: str | None) -> LoginOutcome:
+def authenticate(
+    session: Session, settings: Settings, *, username: str, password: str, ip: str | None
+) -> LoginOutcome:
     """Check a username and password under the rate limit.
 
     Returns the person, or the error to show; never raises for a wrong password, so the
@@ -54,24 +55,53 @@ def authenticate(session: Session, settings: Settings, *, username: str, passwor
     since = now - timedelta(minutes=settings.login_window_minutes)
     by_user = repository.recent_failures(session, since=since, username=username)
     by_ip = repository.recent_failures(session, since=since, ip=ip) if ip else 0
-    if by_user >= settings.login_max_failures_per_user or by_ip >= settings.login_max_failures_per_ip:
-        audit.record(session, _anonymous(username, ip), "org.login.locked", entity_type="login",
-                     entity_id=username, after={"failures_user": by_user, "failures_ip": by_ip})
-        return LoginOutcome(None, TooManyRequests(
-            f"登录失败次数过多，请 {settings.login_window_minutes} 分钟后再试",
-            f"too many failed logins; try again in {settings.login_window_minutes} minutes",
-        ))
+    if (
+        by_user >= settings.login_max_failures_per_user
+        or by_ip >= settings.login_max_failures_per_ip
+    ):
+        audit.record(
+            session,
+            _anonymous(username, ip),
+            "org.login.locked",
+            entity_type="login",
+            entity_id=username,
+            after={"failures_user": by_user, "failures_ip": by_ip},
+        )
+        return LoginOutcome(
+            None,
+            TooManyRequests(
+                f"登录失败次数过多，请 {settings.login_window_minutes} 分钟后再试",
+                f"too many failed logins; try again in {settings.login_window_minutes} minutes",
+            ),
+        )
     person = repository.person_by_username(session, username)
     ok = verify_password(person.password_hash if person else None, password)
-    session.add(LoginAttempt(id=uuid.uuid4(), username=username, ip=ip, at=now,
-                             success=bool(ok and person and person.active)))
+    session.add(
+        LoginAttempt(
+            id=uuid.uuid4(),
+            username=username,
+            ip=ip,
+            at=now,
+            success=bool(ok and person and person.active),
+        )
+    )
     if not ok or person is None or not person.active:
         reason = "inactive" if ok and person is not None else "bad_credentials"
-        audit.record(session, _anonymous(username, ip), "org.login.failed", entity_type="login",
-                     entity_id=username, after={"reason": reason})
+        audit.record(
+            session,
+            _anonymous(username, ip),
+            "org.login.failed",
+            entity_type="login",
+            entity_id=username,
+            after={"reason": reason},
+        )
         session.flush()
-        return LoginOutcome(None, NotAuthenticated("用户名或密码错误", "wrong username or password",
-                                                   code="bad_credentials"))
+        return LoginOutcome(
+            None,
+            NotAuthenticated(
+                "用户名或密码错误", "wrong username or password", code="bad_credentials"
+            ),
+        )
     if needs_rehash(person.password_hash):
         person.password_hash = rehash(password)
     person.last_login_at = now
@@ -83,21 +113,33 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def start_web_session(session: Session, settings: Settings, *, person: Person, ip: str | None,
-                      user_agent: str | None) -> tuple[str, WebSession]:
+def start_web_session(
+    session: Session, settings: Settings, *, person: Person, ip: str | None, user_agent: str | None
+) -> tuple[str, WebSession]:
     """Open a browser session; returns the cookie value (shown once) and the row. Audited."""
     token = secrets.token_urlsafe(32)
     now = clock.now()
     row = WebSession(
-        id=_digest(token), person_id=person.id, csrf_token=secrets.token_urlsafe(24),
-        created_at=now, expires_at=now + timedelta(hours=settings.session_hours),
-        last_seen_at=now, ip=ip, user_agent=(user_agent or "")[:300],
+        id=_digest(token),
+        person_id=person.id,
+        csrf_token=secrets.token_urlsafe(24),
+        created_at=now,
+        expires_at=now + timedelta(hours=settings.session_hours),
+        last_seen_at=now,
+        ip=ip,
+        user_agent=(user_agent or "")[:300],
     )
     session.add(row)
     session.flush()
     actor = _person_actor(session, person, ip)
-    audit.record(session, actor, "org.login.ok", entity_type="person", entity_id=person.id,
-                 after={"via": "web"})
+    audit.record(
+        session,
+        actor,
+        "org.login.ok",
+        entity_type="person",
+        entity_id=person.id,
+        after={"via": "web"},
+    )
     return token, row
 
 
@@ -114,7 +156,9 @@ class WebIdentity:
     session_id: str
 
 
-def resolve_web_session(session: Session, cookie: str | None, *, ip: str | None) -> WebIdentity | None:
+def resolve_web_session(
+    session: Session, cookie: str | None, *, ip: str | None
+) -> WebIdentity | None:
     """The identity behind a session cookie, or None if missing, expired or deactivated."""
     if not cookie or len(cookie) > 200:
         return None
@@ -129,25 +173,44 @@ def resolve_web_session(session: Session, cookie: str | None, *, ip: str | None)
 
 def end_web_session(session: Session, identity: WebIdentity) -> None:
     session.execute(delete(WebSession).where(WebSession.id == identity.session_id))
-    audit.record(session, identity.principal, "org.logout", entity_type="person",
-                 entity_id=identity.principal.id)
+    audit.record(
+        session,
+        identity.principal,
+        "org.logout",
+        entity_type="person",
+        entity_id=identity.principal.id,
+    )
 
 
-def issue_login_token(session: Session, settings: Settings, *, person: Person,
-                      ip: str | None) -> tuple[str, ApiToken]:
+def issue_login_token(
+    session: Session, settings: Settings, *, person: Person, ip: str | None
+) -> tuple[str, ApiToken]:
     """A bearer token for a person who logged in through the API. Audited."""
     plaintext, prefix, secret_hash = make_token()
     now = clock.now()
     token = ApiToken(
-        id=uuid.uuid4(), name="API 登录", kind="login", prefix=prefix, secret_hash=secret_hash,
-        person_id=person.id, unit_id=person.scope_unit_id or person.unit_id, roles=[],
-        created_by=person.username, created_at=now,
+        id=uuid.uuid4(),
+        name="API 登录",
+        kind="login",
+        prefix=prefix,
+        secret_hash=secret_hash,
+        person_id=person.id,
+        unit_id=person.scope_unit_id or person.unit_id,
+        roles=[],
+        created_by=person.username,
+        created_at=now,
         expires_at=now + timedelta(hours=settings.session_hours),
     )
     session.add(token)
     session.flush()
-    audit.record(session, _person_actor(session, person, ip), "org.login.ok",
-                 entity_type="person", entity_id=person.id, after={"via": "api"})
+    audit.record(
+        session,
+        _person_actor(session, person, ip),
+        "org.login.ok",
+        entity_type="person",
+        entity_id=person.id,
+        after={"via": "api"},
+    )
     return plaintext, token
 
 
@@ -176,9 +239,15 @@ def resolve_bearer(session: Session, raw: str | None, *, ip: str | None) -> Prin
         return None
     roles = frozenset(Role(r) for r in token.roles)
     return Principal(
-        kind=PrincipalKind.TOKEN, name=f"令牌:{token.name}", id=None,
-        roles=frozenset(r.value for r in roles), permissions=permissions_for(roles),
-        unit_id=unit.id, scope_path=unit.path, ip=ip, token_id=token.id,
+        kind=PrincipalKind.TOKEN,
+        name=f"令牌:{token.name}",
+        id=None,
+        roles=frozenset(r.value for r in roles),
+        permissions=permissions_for(roles),
+        unit_id=unit.id,
+        scope_path=unit.path,
+        ip=ip,
+        token_id=token.id,
     )
 
 
@@ -189,12 +258,20 @@ def purge_expired(session: Session) -> None:
     session.execute(delete(LoginAttempt).where(LoginAttempt.at <= now - timedelta(days=1)))
 
 
-def authenticate_api(session: Session, settings: Settings, *, username: str, password: str,
-                     ip: str | None) -> LoginOutcome:
+def authenticate_api(
+    session: Session, settings: Settings, *, username: str, password: str, ip: str | None
+) -> LoginOutcome:
     return authenticate(session, settings, username=username, password=password, ip=ip)
 
 
 __all__ = [
-    "LoginOutcome", "WebIdentity", "authenticate", "end_web_session", "issue_login_token",
-    "purge_expired", "resolve_bearer", "resolve_web_session", "start_web_session",
+    "LoginOutcome",
+    "WebIdentity",
+    "authenticate",
+    "end_web_session",
+    "issue_login_token",
+    "purge_expired",
+    "resolve_bearer",
+    "resolve_web_session",
+    "start_web_session",
 ]

@@ -35,8 +35,7 @@ def get_settings(request: Request) -> Settings:
 
 
 def _db(request: Request) -> Iterator[Session]:
-    session = open_session(request.app.state.sessionmaker,
-                           write=request.method not in SAFE_METHODS)
+    session = open_session(request.app.state.sessionmaker, write=request.method not in SAFE_METHODS)
     try:
         yield session
         session.commit()
@@ -81,15 +80,17 @@ async def optional_identity(request: Request, db: DB) -> Principal | None:
     if identity is None:
         return None
     if request.method not in SAFE_METHODS and not await _csrf_ok(request, identity):
-        raise PermissionDenied("页面已过期，请刷新后重试（CSRF 校验失败）", "CSRF check failed",
-                               code="csrf")
+        raise PermissionDenied(
+            "页面已过期，请刷新后重试（CSRF 校验失败）", "CSRF check failed", code="csrf"
+        )
     request.state.identity = identity
     request.state.principal = identity.principal
     return identity.principal
 
 
-async def current_principal(principal: Annotated[Principal | None, Depends(optional_identity)]
-                            ) -> Principal:
+async def current_principal(
+    principal: Annotated[Principal | None, Depends(optional_identity)],
+) -> Principal:
     if principal is None:
         raise NotAuthenticated("请先登录", "login required")
     return principal

@@ -44,8 +44,12 @@ class Unit(Base):
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "code": self.code, "name": self.name, "short_name": self.short_name,
-            "kind": self.kind, "parent_id": self.parent_id, "active": self.active,
+            "code": self.code,
+            "name": self.name,
+            "short_name": self.short_name,
+            "kind": self.kind,
+            "parent_id": self.parent_id,
+            "active": self.active,
             "sort_order": self.sort_order,
         }
 
@@ -59,7 +63,9 @@ class Person(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     display_name: Mapped[str] = mapped_column(String(100))
     phone: Mapped[str | None] = mapped_column(String(20))
-    unit_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("units.id", ondelete="RESTRICT"), index=True)
+    unit_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("units.id", ondelete="RESTRICT"), index=True
+    )
     # The subtree whose records this person may see; None means the person's own unit.
     # Hotline staff sit in the bureau but work city-wide, so theirs is the city.
     scope_unit_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -87,8 +93,12 @@ class Person(Base):
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "username": self.username, "display_name": self.display_name, "phone": self.phone,
-            "unit_id": self.unit_id, "scope_unit_id": self.scope_unit_id, "active": self.active,
+            "username": self.username,
+            "display_name": self.display_name,
+            "phone": self.phone,
+            "unit_id": self.unit_id,
+            "scope_unit_id": self.scope_unit_id,
+            "active": self.active,
             "roles": sorted(self.roles),
         }
 

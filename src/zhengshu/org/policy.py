@@ -36,11 +36,14 @@ def check_person_write(actor: Principal, *paths: str) -> None:
 def check_grantable(roles: Iterable[Role]) -> None:
     """Partner is a role for machines' tokens, never for a person."""
     if Role.PARTNER in set(roles):
-        raise InvalidInput("“对接系统”角色只能授予 API 令牌", "the partner role is for API tokens only")
+        raise InvalidInput(
+            "“对接系统”角色只能授予 API 令牌", "the partner role is for API tokens only"
+        )
 
 
-def check_not_self_lockout(actor: Principal, person_id: object, *, active: bool | None,
-                           roles: Iterable[Role] | None) -> None:
+def check_not_self_lockout(
+    actor: Principal, person_id: object, *, active: bool | None, roles: Iterable[Role] | None
+) -> None:
     """An administrator cannot deactivate themself or drop their own admin role: the city
     would be left without anyone able to undo it."""
     if actor.id != person_id:

@@ -18,7 +18,7 @@ from zhengshu.kernel.errors import not_found
 from zhengshu.org.models import ApiToken, LoginAttempt, Person, PersonRole, Unit, WebSession
 
 
-def _scoped_units(principal: Principal, query: Select[tuple[Unit]]) -> Select[tuple[Unit]]:
+def _scoped_units(principal: Principal, query: Select[Unit]) -> Select[Unit]:
     if principal.kind is PrincipalKind.SYSTEM:
         return query
     if principal.scope_path is None:
@@ -59,13 +59,19 @@ def list_units(
         query = query.where(Unit.parent_id == parent_id)
     if q:
         like = f"%{q.strip()}%"
-        query = query.where(or_(Unit.name.like(like), Unit.short_name.like(like), Unit.code.like(like)))
+        query = query.where(
+            or_(Unit.name.like(like), Unit.short_name.like(like), Unit.code.like(like))
+        )
     if not include_inactive:
         query = query.where(Unit.active.is_(True))
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    rows = session.execute(
-        query.order_by(Unit.depth, Unit.sort_order, Unit.code).limit(limit).offset(offset)
-    ).scalars().all()
+    rows = (
+        session.execute(
+            query.order_by(Unit.depth, Unit.sort_order, Unit.code).limit(limit).offset(offset)
+        )
+        .scalars()
+        .all()
+    )
     return list(rows), total
 
 
@@ -82,7 +88,9 @@ def subtree(session: Session, unit: Unit) -> list[Unit]:
 
 def get_person(session: Session, principal: Principal, person_id: uuid.UUID) -> Person:
     row = session.execute(
-        select(Person, Unit.path).join(Unit, Person.unit_id == Unit.id).where(Person.id == person_id)
+        select(Person, Unit.path)
+        .join(Unit, Person.unit_id == Unit.id)
+        .where(Person.id == person_id)
     ).first()
     if row is None or not principal.covers(row[1]):
         raise not_found("人员", "person")
@@ -145,8 +153,10 @@ def web_session(session: Session, session_id: str) -> WebSession | None:
 def recent_failures(
     session: Session, *, since: datetime, username: str | None = None, ip: str | None = None
 ) -> int:
-    query = select(func.count()).select_from(LoginAttempt).where(
-        LoginAttempt.at >= since, LoginAttempt.success.is_(False)
+    query = (
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(LoginAttempt.at >= since, LoginAttempt.success.is_(False))
     )
     if username is not None:
         query = query.where(LoginAttempt.username == username)

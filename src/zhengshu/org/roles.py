@@ -92,31 +92,58 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     ),
     Role.DISPATCHER: frozenset(
         _READ_ORG
-        | {"hotline:order:read", "hotline:order:dispatch", "hotline:order:review_return",
-           "hotline:extension:decide", "hotline:order:merge"}
+        | {
+            "hotline:order:read",
+            "hotline:order:dispatch",
+            "hotline:order:review_return",
+            "hotline:extension:decide",
+            "hotline:order:merge",
+        }
     ),
     Role.HANDLER: frozenset(
         _READ_ORG
-        | {"hotline:order:read", "hotline:order:sign_for", "hotline:order:return",
-           "hotline:order:handle", "hotline:order:reply", "hotline:extension:request"}
+        | {
+            "hotline:order:read",
+            "hotline:order:sign_for",
+            "hotline:order:return",
+            "hotline:order:handle",
+            "hotline:order:reply",
+            "hotline:extension:request",
+        }
     ),
     Role.UNIT_LEADER: frozenset(
         _READ_ORG
-        | {"hotline:order:read", "hotline:order:sign_for", "hotline:order:return",
-           "hotline:order:handle", "hotline:order:reply", "hotline:extension:request",
-           "hotline:order:assign", "hotline:report:read"}
+        | {
+            "hotline:order:read",
+            "hotline:order:sign_for",
+            "hotline:order:return",
+            "hotline:order:handle",
+            "hotline:order:reply",
+            "hotline:extension:request",
+            "hotline:order:assign",
+            "hotline:report:read",
+        }
     ),
     Role.CALLBACK_AGENT: frozenset(_READ_ORG | {"hotline:order:read", "hotline:order:callback"}),
     Role.SUPERVISOR: frozenset(
         _READ_ORG
-        | {"hotline:order:read", "hotline:order:supervise", "hotline:order:urge",
-           "hotline:report:read"}
+        | {
+            "hotline:order:read",
+            "hotline:order:supervise",
+            "hotline:order:urge",
+            "hotline:report:read",
+        }
     ),
     Role.LEADER: frozenset(_READ_ORG | {"hotline:order:read", "hotline:report:read"}),
     Role.ADMIN: frozenset(
         _READ_ORG
-        | {"org:unit:write", "org:person:write", "org:token:write", "kernel:calendar:write",
-           "kernel:jobs:read"}
+        | {
+            "org:unit:write",
+            "org:person:write",
+            "org:token:write",
+            "kernel:calendar:write",
+            "kernel:jobs:read",
+        }
     ),
     Role.AUDITOR: frozenset(_READ_ORG | {"kernel:audit:read", "kernel:audit:verify"}),
     Role.PARTNER: frozenset({"hotline:order:push", "hotline:order:read"}),

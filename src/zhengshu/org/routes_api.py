@@ -34,13 +34,19 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0)]
 
 
-@router.post("/auth/token", response_model=TokenIssued, tags=["登录 auth"],
-             responses={401: {"description": "用户名或密码错误"}, 429: {"description": "失败次数过多"}})
-def login_for_token(body: LoginRequest, request: Request, db: DB, settings: AppSettings
-                    ) -> TokenIssued | JSONResponse:
+@router.post(
+    "/auth/token",
+    response_model=TokenIssued,
+    tags=["登录 auth"],
+    responses={401: {"description": "用户名或密码错误"}, 429: {"description": "失败次数过多"}},
+)
+def login_for_token(
+    body: LoginRequest, request: Request, db: DB, settings: AppSettings
+) -> TokenIssued | JSONResponse:
     """Exchange a username and password for a bearer token (rate-limited, audited)."""
-    outcome = authenticate(db, settings, username=body.username, password=body.password,
-                           ip=client_ip(request))
+    outcome = authenticate(
+        db, settings, username=body.username, password=body.password, ip=client_ip(request)
+    )
     if outcome.person is None:
         assert outcome.error is not None
         # Returned, not raised: the failed attempt and its audit row must commit.
@@ -51,20 +57,40 @@ def login_for_token(body: LoginRequest, request: Request, db: DB, settings: AppS
 
 @router.get("/me", response_model=Me, tags=["登录 auth"])
 def me(actor: Actor) -> Me:
-    return Me(id=actor.id, name=actor.name, kind=str(actor.kind), roles=sorted(actor.roles),
-              permissions=sorted(actor.permissions), unit_id=actor.unit_id)
+    return Me(
+        id=actor.id,
+        name=actor.name,
+        kind=str(actor.kind),
+        roles=sorted(actor.roles),
+        permissions=sorted(actor.permissions),
+        unit_id=actor.unit_id,
+    )
 
 
 @router.get("/units", response_model=Page[UnitRead])
-def list_units(db: DB, actor: Actor, kind: Annotated[list[UnitKind] | None, Query()] = None,
-               parent_id: uuid.UUID | None = None, q: Annotated[str | None, Query(max_length=50)] = None,
-               limit: Limit = 100, offset: Offset = 0) -> Page[UnitRead]:
+def list_units(
+    db: DB,
+    actor: Actor,
+    kind: Annotated[list[UnitKind] | None, Query()] = None,
+    parent_id: uuid.UUID | None = None,
+    q: Annotated[str | None, Query(max_length=50)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Page[UnitRead]:
     """Units inside the caller's jurisdiction (``org:unit:read``)."""
     actor.require("org:unit:read")
-    rows, total = repository.list_units(db, actor, kinds=[k.value for k in kind or []],
-                                        parent_id=parent_id, q=q, limit=limit, offset=offset)
-    return Page[UnitRead](items=[UnitRead.model_validate(u) for u in rows], total=total,
-                          limit=limit, offset=offset)
+    rows, total = repository.list_units(
+        db,
+        actor,
+        kinds=[k.value for k in kind or []],
+        parent_id=parent_id,
+        q=q,
+        limit=limit,
+        offset=offset,
+    )
+    return Page[UnitRead](
+        items=[UnitRead.model_validate(u) for u in rows], total=total, limit=limit, offset=offset
+    )
 
 
 @router.post("/units", response_model=UnitRead, status_code=201)
@@ -75,8 +101,11 @@ def create_unit(body: UnitCreate, db: DB, actor: Actor) -> UnitRead:
 @router.get("/units/export.csv", response_class=PlainTextResponse)
 def export_units(db: DB, actor: Actor) -> PlainTextResponse:
     """The tree in scope as CSV: ``code,parent_code,kind,name,short_name``."""
-    return PlainTextResponse(service.export_units_csv(db, actor), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": 'attachment; filename="units.csv"'})
+    return PlainTextResponse(
+        service.export_units_csv(db, actor),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="units.csv"'},
+    )
 
 
 @router.post("/units/import")
@@ -105,15 +134,27 @@ def update_unit(unit_id: uuid.UUID, body: UnitUpdate, db: DB, actor: Actor) -> U
 
 
 @router.get("/people", response_model=Page[PersonRead])
-def list_people(db: DB, actor: Actor, unit_id: uuid.UUID | None = None,
-                role: str | None = None, q: Annotated[str | None, Query(max_length=50)] = None,
-                active: bool | None = None, limit: Limit = 50, offset: Offset = 0) -> Page[PersonRead]:
+def list_people(
+    db: DB,
+    actor: Actor,
+    unit_id: uuid.UUID | None = None,
+    role: str | None = None,
+    q: Annotated[str | None, Query(max_length=50)] = None,
+    active: bool | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[PersonRead]:
     """People inside the caller's jurisdiction (``org:person:read``)."""
     actor.require("org:person:read")
-    rows, total = repository.list_people(db, actor, unit_id=unit_id, role=role, q=q,
-                                         active=active, limit=limit, offset=offset)
-    return Page[PersonRead](items=[PersonRead.model_validate(p) for p, _ in rows], total=total,
-                            limit=limit, offset=offset)
+    rows, total = repository.list_people(
+        db, actor, unit_id=unit_id, role=role, q=q, active=active, limit=limit, offset=offset
+    )
+    return Page[PersonRead](
+        items=[PersonRead.model_validate(p) for p, _ in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
 
 
 @router.post("/people", response_model=PersonRead, status_code=201)
@@ -129,7 +170,9 @@ def get_person(person_id: uuid.UUID, db: DB, actor: Actor) -> PersonRead:
 
 @router.patch("/people/{person_id}", response_model=PersonRead)
 def update_person(person_id: uuid.UUID, body: PersonUpdate, db: DB, actor: Actor) -> PersonRead:
-    return PersonRead.model_validate(service.update_person(db, actor, person_id=person_id, data=body))
+    return PersonRead.model_validate(
+        service.update_person(db, actor, person_id=person_id, data=body)
+    )
 
 
 @router.post("/people/{person_id}/password", status_code=204)
@@ -140,6 +183,7 @@ def reset_password(person_id: uuid.UUID, body: PasswordReset, db: DB, actor: Act
 @router.post("/tokens", status_code=201)
 def issue_token(body: TokenCreate, db: DB, actor: Actor) -> dict[str, object]:
     """Issue a partner system's key (e.g. the 110 platform); the secret is shown once."""
-    plaintext, token = service.issue_partner_token(db, actor, name=body.name, kind=body.kind,
-                                                   unit_id=body.unit_id, roles=body.roles)
+    plaintext, token = service.issue_partner_token(
+        db, actor, name=body.name, kind=body.kind, unit_id=body.unit_id, roles=body.roles
+    )
     return {"id": str(token.id), "token": plaintext, "prefix": token.prefix}

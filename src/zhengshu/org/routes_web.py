@@ -19,6 +19,7 @@ from zhengshu.kernel.settings import parse_work_periods
 from zhengshu.org import repository, service
 from zhengshu.org.auth import authenticate, end_web_session, start_web_session
 from zhengshu.org.deps import DB, SESSION_COOKIE, AppSettings, MaybeActor, client_ip
+from zhengshu.org.models import Person, Unit
 from zhengshu.org.roles import ROLE_LABELS, UNIT_KIND_LABELS, Role, UnitKind
 from zhengshu.org.schemas import PersonCreate, PersonUpdate, UnitCreate, UnitUpdate
 from zhengshu.web import render
@@ -40,7 +41,12 @@ HOME_TILES = [
     ("org:token:write", "/admin/tokens", "对接系统令牌", "为 110 等对接系统签发 API 密钥"),
     ("kernel:calendar:write", "/admin/calendar", "工作日历", "法定节假日、调休与本地调整"),
     ("kernel:audit:read", "/admin/audit", "审计日志", "查看全部操作记录，校验哈希链"),
-    ("kernel:audit:verify", "/admin/audit?verify=1", "校验审计链", "检查记录是否被篡改、删除或插入"),
+    (
+        "kernel:audit:verify",
+        "/admin/audit?verify=1",
+        "校验审计链",
+        "检查记录是否被篡改、删除或插入",
+    ),
     ("org:person:read", "/admin/people", "本辖区人员", "查看人员与角色"),
     ("kernel:calendar:read", "/admin/calendar", "办理时限计算", "按工作日计算截止日期"),
 ]
@@ -51,7 +57,9 @@ def page_actor(request: Request, actor: MaybeActor) -> Principal:
     if actor is None:
         raise NotAuthenticated("请先登录", "login required")
     request.state.nav = [
-        {"href": href, "label": label} for perm, href, label in NAV if perm is None or actor.can(perm)
+        {"href": href, "label": label}
+        for perm, href, label in NAV
+        if perm is None or actor.can(perm)
     ]
     return actor
 
@@ -67,29 +75,55 @@ def _safe_next(target: str | None) -> str:
 
 
 @router.get("/login")
-def login_page(request: Request, actor: MaybeActor, next: str | None = None) -> Response:  # noqa: A002
+def login_page(request: Request, actor: MaybeActor, next: str | None = None) -> Response:
     if actor is not None:
         return RedirectResponse(_safe_next(next), status_code=303)
     return render(request, "org/login.html", {"title": "登录", "next": _safe_next(next)})
 
 
 @router.post("/login")
-def login(request: Request, db: DB, settings: AppSettings,
-          username: Annotated[str, Form(max_length=64)] = "",
-          password: Annotated[str, Form(max_length=200)] = "",
-          next: Annotated[str, Form(max_length=500)] = "/") -> Response:  # noqa: A002
-    outcome = authenticate(db, settings, username=username, password=password, ip=client_ip(request))
+def login(
+    request: Request,
+    db: DB,
+    settings: AppSettings,
+    username: Annotated[str, Form(max_length=64)] = "",
+    password: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=500)] = "/",
+) -> Response:
+    outcome = authenticate(
+        db, settings, username=username, password=password, ip=client_ip(request)
+    )
     if outcome.person is None:
         assert outcome.error is not None
-        return render(request, "org/login.html", {
-            "title": "登录", "next": _safe_next(next), "username": username,
-            "flash": outcome.error.message_zh, "flash_kind": "error",
-        }, status_code=outcome.error.status_code)
-    token, _row = start_web_session(db, settings, person=outcome.person, ip=client_ip(request),
-                                    user_agent=request.headers.get("user-agent"))
+        return render(
+            request,
+            "org/login.html",
+            {
+                "title": "登录",
+                "next": _safe_next(next),
+                "username": username,
+                "flash": outcome.error.message_zh,
+                "flash_kind": "error",
+            },
+            status_code=outcome.error.status_code,
+        )
+    token, _row = start_web_session(
+        db,
+        settings,
+        person=outcome.person,
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+    )
     response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(SESSION_COOKIE, token, max_age=settings.session_hours * 3600,
-                        httponly=True, samesite="lax", secure=settings.cookie_secure, path="/")
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=settings.session_hours * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+        path="/",
+    )
     return response
 
 
@@ -105,30 +139,44 @@ def logout(request: Request, db: DB, actor: MaybeActor) -> Response:
 
 @router.get("/")
 def home(request: Request, db: DB, actor: PageActor, settings: AppSettings) -> Response:
-    person = db.get(repository.Person, actor.id) if actor.id else None
-    unit = db.get(repository.Unit, actor.unit_id) if actor.unit_id else None
-    scope = repository.get_unit(db, actor, person.scope_unit_id) if person and person.scope_unit_id else unit
+    person = db.get(Person, actor.id) if actor.id else None
+    unit = db.get(Unit, actor.unit_id) if actor.unit_id else None
+    scope = (
+        repository.get_unit(db, actor, person.scope_unit_id)
+        if person and person.scope_unit_id
+        else unit
+    )
     calendar = load_calendar(db, parse_work_periods(settings.work_periods))
     today = clock.now().astimezone(SHANGHAI).date()
     upcoming = [calendar.day_info(today + timedelta(days=i)) for i in range(14)]
     tiles = [t for t in HOME_TILES if actor.can(t[0])]
-    return render(request, "org/home.html", {
-        "title": "首页", "person": person, "unit": unit, "scope": scope,
-        "role_labels": [ROLE_LABELS[Role(r)] for r in sorted(actor.roles)],
-        "today": calendar.day_info(today), "upcoming": upcoming, "tiles": tiles,
-        "deadline": calendar.add_working_days(today, 5),
-    })
+    return render(
+        request,
+        "org/home.html",
+        {
+            "title": "首页",
+            "person": person,
+            "unit": unit,
+            "scope": scope,
+            "role_labels": [ROLE_LABELS[Role(r)] for r in sorted(actor.roles)],
+            "today": calendar.day_info(today),
+            "upcoming": upcoming,
+            "tiles": tiles,
+            "deadline": calendar.add_working_days(today, 5),
+        },
+    )
 
 
 # --- org tree ------------------------------------------------------------------------
 
 
 @router.get("/admin/units")
-def units_page(request: Request, db: DB, actor: PageActor, q: str | None = None,
-               flash: str | None = None) -> Response:
+def units_page(
+    request: Request, db: DB, actor: PageActor, q: str | None = None, flash: str | None = None
+) -> Response:
     actor.require("org:unit:read")
     units = repository.all_units(db, actor)
-    children: dict[uuid.UUID | None, list[repository.Unit]] = {}
+    children: dict[uuid.UUID | None, list[Unit]] = {}
     ids = {u.id for u in units}
     roots = [u for u in units if u.parent_id not in ids]
     for unit in units:
@@ -137,90 +185,151 @@ def units_page(request: Request, db: DB, actor: PageActor, q: str | None = None,
     matches = None
     if q:
         matches, _ = repository.list_units(db, actor, q=q, limit=200)
-    return render(request, "org/units.html", {
-        "title": "组织机构", "roots": roots, "children": children, "kind_labels": UNIT_KIND_LABELS,
-        "q": q or "", "matches": matches, "count": len(units), "flash": flash,
-        "can_write": actor.can("org:unit:write"),
-    })
+    return render(
+        request,
+        "org/units.html",
+        {
+            "title": "组织机构",
+            "roots": roots,
+            "children": children,
+            "kind_labels": UNIT_KIND_LABELS,
+            "q": q or "",
+            "matches": matches,
+            "count": len(units),
+            "flash": flash,
+            "can_write": actor.can("org:unit:write"),
+        },
+    )
 
 
 @router.get("/admin/units/export.csv")
 def units_export(db: DB, actor: PageActor) -> Response:
-    return PlainTextResponse("\ufeff" + service.export_units_csv(db, actor),
-                             media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": 'attachment; filename="units.csv"'})
+    return PlainTextResponse(
+        "\ufeff" + service.export_units_csv(db, actor),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="units.csv"'},
+    )
 
 
 @router.post("/admin/units/import")
-async def units_import(request: Request, db: DB, actor: PageActor,
-                       file: Annotated[UploadFile, File()]) -> Response:
+async def units_import(
+    request: Request, db: DB, actor: PageActor, file: Annotated[UploadFile, File()]
+) -> Response:
     raw = await file.read(5_000_001)
     if len(raw) > 5_000_000:
         raise InvalidInput("文件超过 5 MB", "file larger than 5 MB")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InvalidInput("文件须为 UTF-8 编码（可在 Excel 中另存为“CSV UTF-8”）",
-                           "the file must be UTF-8 CSV") from exc
+        raise InvalidInput(
+            "文件须为 UTF-8 编码（可在 Excel 中另存为“CSV UTF-8”）", "the file must be UTF-8 CSV"
+        ) from exc
     report = service.import_units(db, actor, rows=service.parse_units_csv(text))
     msg = f"导入完成：新增 {report.created}，更新 {report.updated}，未变 {report.unchanged}"
     return RedirectResponse(f"/admin/units?flash={quote(msg)}", status_code=303)
 
 
 @router.get("/admin/units/new")
-def unit_new_page(request: Request, db: DB, actor: PageActor,
-                  parent_id: uuid.UUID | None = None) -> Response:
+def unit_new_page(
+    request: Request, db: DB, actor: PageActor, parent_id: uuid.UUID | None = None
+) -> Response:
     actor.require("org:unit:write")
     parent = repository.get_unit(db, actor, parent_id) if parent_id else None
-    return render(request, "org/unit_form.html", {
-        "title": "新增单位", "unit": None, "parent": parent, "kinds": list(UnitKind),
-        "kind_labels": UNIT_KIND_LABELS,
-    })
+    return render(
+        request,
+        "org/unit_form.html",
+        {
+            "title": "新增单位",
+            "unit": None,
+            "parent": parent,
+            "kinds": list(UnitKind),
+            "kind_labels": UNIT_KIND_LABELS,
+        },
+    )
 
 
 @router.post("/admin/units/new")
-def unit_create(request: Request, db: DB, actor: PageActor,
-                parent_id: Annotated[uuid.UUID, Form()], kind: Annotated[UnitKind, Form()],
-                code: Annotated[str, Form(max_length=40)], name: Annotated[str, Form(max_length=100)],
-                short_name: Annotated[str, Form(max_length=50)] = "") -> Response:
+def unit_create(
+    request: Request,
+    db: DB,
+    actor: PageActor,
+    parent_id: Annotated[uuid.UUID, Form()],
+    kind: Annotated[UnitKind, Form()],
+    code: Annotated[str, Form(max_length=40)],
+    name: Annotated[str, Form(max_length=100)],
+    short_name: Annotated[str, Form(max_length=50)] = "",
+) -> Response:
     try:
-        data = UnitCreate(parent_id=parent_id, kind=kind, code=code.strip(), name=name,
-                          short_name=short_name or None)
+        data = UnitCreate(
+            parent_id=parent_id,
+            kind=kind,
+            code=code.strip(),
+            name=name,
+            short_name=short_name or None,
+        )
     except ValueError as exc:
-        raise InvalidInput("编码只能由字母、数字和“-”组成，名称不能为空",
-                           "code must be letters, digits or '-'; name required") from exc
+        raise InvalidInput(
+            "编码只能由字母、数字和“-”组成，名称不能为空",
+            "code must be letters, digits or '-'; name required",
+        ) from exc
     unit = service.create_unit(db, actor, data=data)
-    return RedirectResponse(f"/admin/units/{unit.id}?flash={quote('已新增 ' + unit.name)}",
-                            status_code=303)
+    return RedirectResponse(
+        f"/admin/units/{unit.id}?flash={quote('已新增 ' + unit.name)}", status_code=303
+    )
 
 
 @router.get("/admin/units/{unit_id}")
-def unit_page(request: Request, unit_id: uuid.UUID, db: DB, actor: PageActor,
-              flash: str | None = None) -> Response:
+def unit_page(
+    request: Request, unit_id: uuid.UUID, db: DB, actor: PageActor, flash: str | None = None
+) -> Response:
     actor.require("org:unit:read")
     unit = repository.get_unit(db, actor, unit_id)
-    parent = db.get(repository.Unit, unit.parent_id) if unit.parent_id else None
+    parent = db.get(Unit, unit.parent_id) if unit.parent_id else None
     kids, _ = repository.list_units(db, actor, parent_id=unit.id, limit=500)
     people, people_total = repository.list_people(db, actor, unit_id=unit.id, limit=100)
-    return render(request, "org/unit.html", {
-        "title": unit.name, "unit": unit, "parent": parent, "kids": kids, "people": people,
-        "people_total": people_total, "kind_labels": UNIT_KIND_LABELS, "flash": flash,
-        "can_write": actor.can("org:unit:write"), "role_labels": ROLE_LABELS,
-    })
+    return render(
+        request,
+        "org/unit.html",
+        {
+            "title": unit.name,
+            "unit": unit,
+            "parent": parent,
+            "kids": kids,
+            "people": people,
+            "people_total": people_total,
+            "kind_labels": UNIT_KIND_LABELS,
+            "flash": flash,
+            "can_write": actor.can("org:unit:write"),
+            "role_labels": ROLE_LABELS,
+        },
+    )
 
 
 @router.post("/admin/units/{unit_id}")
-def unit_update(request: Request, unit_id: uuid.UUID, db: DB, actor: PageActor,
-                version: Annotated[int, Form()], name: Annotated[str, Form(max_length=100)],
-                short_name: Annotated[str, Form(max_length=50)],
-                code: Annotated[str, Form(max_length=40)],
-                active: Annotated[str, Form()] = "") -> Response:
+def unit_update(
+    request: Request,
+    unit_id: uuid.UUID,
+    db: DB,
+    actor: PageActor,
+    version: Annotated[int, Form()],
+    name: Annotated[str, Form(max_length=100)],
+    short_name: Annotated[str, Form(max_length=50)],
+    code: Annotated[str, Form(max_length=40)],
+    active: Annotated[str, Form()] = "",
+) -> Response:
     try:
-        data = UnitUpdate(version=version, name=name, short_name=short_name, code=code.strip(),
-                          active=active == "on")
+        data = UnitUpdate(
+            version=version,
+            name=name,
+            short_name=short_name,
+            code=code.strip(),
+            active=active == "on",
+        )
     except ValueError as exc:
-        raise InvalidInput("名称、简称不能为空；编码只能由字母、数字和“-”组成",
-                           "name and short name required; code letters, digits or '-'") from exc
+        raise InvalidInput(
+            "名称、简称不能为空；编码只能由字母、数字和“-”组成",
+            "name and short name required; code letters, digits or '-'",
+        ) from exc
     service.update_unit(db, actor, unit_id=unit_id, data=data)
     return RedirectResponse(f"/admin/units/{unit_id}?flash={quote('已保存')}", status_code=303)
 
@@ -231,36 +340,63 @@ PAGE_SIZE = 50
 
 
 @router.get("/admin/people")
-def people_page(request: Request, db: DB, actor: PageActor,
-                q: Annotated[str | None, Query(max_length=50)] = None,
-                role: str | None = None, unit_id: uuid.UUID | None = None,
-                page: Annotated[int, Query(ge=1, le=10_000)] = 1,
-                flash: str | None = None) -> Response:
+def people_page(
+    request: Request,
+    db: DB,
+    actor: PageActor,
+    q: Annotated[str | None, Query(max_length=50)] = None,
+    role: str | None = None,
+    unit_id: uuid.UUID | None = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    flash: str | None = None,
+) -> Response:
     actor.require("org:person:read")
     role = role if role in {r.value for r in Role} else None
-    rows, total = repository.list_people(db, actor, q=q, role=role, unit_id=unit_id,
-                                         limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-    return render(request, "org/people.html", {
-        "title": "人员", "rows": rows, "total": total, "page": page, "q": q or "", "role": role,
-        "roles": [r for r in Role if r is not Role.PARTNER], "role_labels": ROLE_LABELS,
-        "pages": max(1, -(-total // PAGE_SIZE)), "flash": flash,
-        "can_write": actor.can("org:person:write"), "unit_id": unit_id,
-    })
+    rows, total = repository.list_people(
+        db, actor, q=q, role=role, unit_id=unit_id, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+    )
+    return render(
+        request,
+        "org/people.html",
+        {
+            "title": "人员",
+            "rows": rows,
+            "total": total,
+            "page": page,
+            "q": q or "",
+            "role": role,
+            "roles": [r for r in Role if r is not Role.PARTNER],
+            "role_labels": ROLE_LABELS,
+            "pages": max(1, -(-total // PAGE_SIZE)),
+            "flash": flash,
+            "can_write": actor.can("org:person:write"),
+            "unit_id": unit_id,
+        },
+    )
 
 
-def _unit_choices(db: DB, actor: Principal) -> list[repository.Unit]:
+def _unit_choices(db: DB, actor: Principal) -> list[Unit]:
     return repository.all_units(db, actor)
 
 
 @router.get("/admin/people/new")
-def person_new_page(request: Request, db: DB, actor: PageActor,
-                    unit_id: uuid.UUID | None = None) -> Response:
+def person_new_page(
+    request: Request, db: DB, actor: PageActor, unit_id: uuid.UUID | None = None
+) -> Response:
     actor.require("org:person:write")
-    return render(request, "org/person_form.html", {
-        "title": "新增人员", "person": None, "units": _unit_choices(db, actor),
-        "roles": [r for r in Role if r is not Role.PARTNER], "role_labels": ROLE_LABELS,
-        "selected_unit": unit_id, "selected_roles": [],
-    })
+    return render(
+        request,
+        "org/person_form.html",
+        {
+            "title": "新增人员",
+            "person": None,
+            "units": _unit_choices(db, actor),
+            "roles": [r for r in Role if r is not Role.PARTNER],
+            "role_labels": ROLE_LABELS,
+            "selected_unit": unit_id,
+            "selected_roles": [],
+        },
+    )
 
 
 def _form_error(exc: ValueError) -> InvalidInput:
@@ -275,41 +411,59 @@ async def person_create(request: Request, db: DB, actor: PageActor) -> Response:
     form = await request.form()
     try:
         data = PersonCreate(
-            username=str(form.get("username", "")), display_name=str(form.get("display_name", "")),
-            phone=str(form.get("phone") or "") or None, unit_id=str(form.get("unit_id", "")),
+            username=str(form.get("username", "")),
+            display_name=str(form.get("display_name", "")),
+            phone=str(form.get("phone") or "") or None,
+            unit_id=str(form.get("unit_id", "")),
             scope_unit_id=str(form.get("scope_unit_id") or "") or None,
-            roles=[str(r) for r in form.getlist("roles")], password=str(form.get("password", "")),
+            roles=[str(r) for r in form.getlist("roles")],
+            password=str(form.get("password", "")),
         )
     except ValueError as exc:
         raise _form_error(exc) from exc
     person = service.create_person(db, actor, data=data)
-    return RedirectResponse(f"/admin/people/{person.id}?flash={quote('已新增 ' + person.display_name)}",
-                            status_code=303)
+    return RedirectResponse(
+        f"/admin/people/{person.id}?flash={quote('已新增 ' + person.display_name)}", status_code=303
+    )
 
 
 @router.get("/admin/people/{person_id}")
-def person_page(request: Request, person_id: uuid.UUID, db: DB, actor: PageActor,
-                flash: str | None = None) -> Response:
+def person_page(
+    request: Request, person_id: uuid.UUID, db: DB, actor: PageActor, flash: str | None = None
+) -> Response:
     actor.require("org:person:read")
     person = repository.get_person(db, actor, person_id)
-    return render(request, "org/person_form.html", {
-        "title": person.display_name, "person": person, "units": _unit_choices(db, actor),
-        "roles": [r for r in Role if r is not Role.PARTNER], "role_labels": ROLE_LABELS,
-        "selected_unit": person.unit_id, "selected_roles": person.roles, "flash": flash,
-        "can_write": actor.can("org:person:write"),
-    })
+    return render(
+        request,
+        "org/person_form.html",
+        {
+            "title": person.display_name,
+            "person": person,
+            "units": _unit_choices(db, actor),
+            "roles": [r for r in Role if r is not Role.PARTNER],
+            "role_labels": ROLE_LABELS,
+            "selected_unit": person.unit_id,
+            "selected_roles": person.roles,
+            "flash": flash,
+            "can_write": actor.can("org:person:write"),
+        },
+    )
 
 
 @router.post("/admin/people/{person_id}")
-async def person_update(request: Request, person_id: uuid.UUID, db: DB, actor: PageActor) -> Response:
+async def person_update(
+    request: Request, person_id: uuid.UUID, db: DB, actor: PageActor
+) -> Response:
     form = await request.form()
     try:
         data = PersonUpdate(
             version=int(str(form.get("version", "0"))),
             display_name=str(form.get("display_name", "")),
-            phone=str(form.get("phone") or "") or None, unit_id=str(form.get("unit_id", "")),
+            phone=str(form.get("phone") or "") or None,
+            unit_id=str(form.get("unit_id", "")),
             scope_unit_id=str(form.get("scope_unit_id") or "") or None,
-            roles=[str(r) for r in form.getlist("roles")], active=form.get("active") == "on",
+            roles=[str(r) for r in form.getlist("roles")],
+            active=form.get("active") == "on",
         )
     except ValueError as exc:
         raise _form_error(exc) from exc

@@ -10,6 +10,7 @@ data directory (mode 0600), because only their hashes are kept in the database.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -62,8 +63,14 @@ def demo_password() -> str:
     return f"Zs{secrets.token_hex(4)}-{secrets.randbelow(9000) + 1000}"
 
 
-def seed_demo(session: Session, actor: Principal) -> tuple[service.ImportReport, list[DemoAccount]]:
-    """Load the Dongguan tree and the demo accounts; safe to run again (nothing doubles)."""
+def seed_demo(
+    session: Session,
+    actor: Principal,
+    *,
+    password: Callable[[], str] = demo_password,
+) -> tuple[service.ImportReport, list[DemoAccount]]:
+    """Load the Dongguan tree and the demo accounts; safe to run again (nothing doubles).
+    ``password`` makes each new account's password (tests pass a fixed one)."""
     report = service.import_units(session, actor, rows=service.parse_units_csv(demo_units_csv()))
     accounts = []
     for username, name, unit_code, scope_code, roles in DEMO_PEOPLE:
@@ -75,10 +82,18 @@ def seed_demo(session: Session, actor: Principal) -> tuple[service.ImportReport,
         if existing is not None:
             accounts.append(DemoAccount(username, None, existing.display_name, labels, unit.name))
             continue
-        password = demo_password()
-        service.create_person(session, actor, data=PersonCreate(
-            username=username, display_name=name, unit_id=unit.id,
-            scope_unit_id=scope.id if scope else None, roles=roles, password=password,
-        ))
-        accounts.append(DemoAccount(username, password, name, labels, unit.name))
+        secret = password()
+        service.create_person(
+            session,
+            actor,
+            data=PersonCreate(
+                username=username,
+                display_name=name,
+                unit_id=unit.id,
+                scope_unit_id=scope.id if scope else None,
+                roles=roles,
+                password=secret,
+            ),
+        )
+        accounts.append(DemoAccount(username, secret, name, labels, unit.name))
     return report, accounts

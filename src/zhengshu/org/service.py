@@ -30,8 +30,9 @@ from zhengshu.org.schemas import PersonCreate, PersonUpdate, UnitCreate, UnitUpd
 CSV_HEADER = ["code", "parent_code", "kind", "name", "short_name"]
 
 
-def principal_for(person: Person, scope_unit: Unit, *, ip: str | None = None,
-                  token_id: uuid.UUID | None = None) -> Principal:
+def principal_for(
+    person: Person, scope_unit: Unit, *, ip: str | None = None, token_id: uuid.UUID | None = None
+) -> Principal:
     """The acting identity of a person: roles, their permissions and jurisdiction."""
     roles = frozenset(Role(r) for r in person.roles)
     return Principal(
@@ -71,8 +72,9 @@ def _place(unit: Unit, parent: Unit | None) -> None:
 def _check_code_free(session: Session, code: str, *, except_id: uuid.UUID | None = None) -> None:
     other = repository.unit_by_code(session, code)
     if other is not None and other.id != except_id:
-        raise Conflict(f"编码 {code} 已被“{other.name}”使用", f"code {code} is taken",
-                       code="duplicate_code")
+        raise Conflict(
+            f"编码 {code} 已被“{other.name}”使用", f"code {code} is taken", code="duplicate_code"
+        )
 
 
 def create_unit(session: Session, actor: Principal, *, data: UnitCreate) -> Unit:
@@ -83,19 +85,33 @@ def create_unit(session: Session, actor: Principal, *, data: UnitCreate) -> Unit
     _check_code_free(session, data.code)
     now = clock.now()
     unit = Unit(
-        id=uuid.uuid4(), kind=data.kind.value, code=data.code, name=data.name.strip(),
-        short_name=(data.short_name or data.name).strip(), sort_order=data.sort_order,
-        active=True, created_at=now, updated_at=now,
+        id=uuid.uuid4(),
+        kind=data.kind.value,
+        code=data.code,
+        name=data.name.strip(),
+        short_name=(data.short_name or data.name).strip(),
+        sort_order=data.sort_order,
+        active=True,
+        created_at=now,
+        updated_at=now,
     )
     _place(unit, parent)
     session.add(unit)
     session.flush()
-    audit.record(session, actor, "org.unit.create", entity_type="unit", entity_id=unit.id,
-                 after=unit.snapshot())
+    audit.record(
+        session,
+        actor,
+        "org.unit.create",
+        entity_type="unit",
+        entity_id=unit.id,
+        after=unit.snapshot(),
+    )
     return unit
 
 
-def update_unit(session: Session, actor: Principal, *, unit_id: uuid.UUID, data: UnitUpdate) -> Unit:
+def update_unit(
+    session: Session, actor: Principal, *, unit_id: uuid.UUID, data: UnitUpdate
+) -> Unit:
     """Rename, recode, move or (de)activate a unit. Moving re-paths its whole subtree.
     ``org:unit:write`` over the unit and its new parent; compare-and-set on ``version``."""
     unit = repository.get_unit(session, actor, unit_id)
@@ -118,8 +134,15 @@ def update_unit(session: Session, actor: Principal, *, unit_id: uuid.UUID, data:
         _move(session, actor, unit, data.parent_id)
     unit.updated_at = clock.now()
     session.flush()
-    audit.record(session, actor, "org.unit.update", entity_type="unit", entity_id=unit.id,
-                 before=before, after=unit.snapshot())
+    audit.record(
+        session,
+        actor,
+        "org.unit.update",
+        entity_type="unit",
+        entity_id=unit.id,
+        before=before,
+        after=unit.snapshot(),
+    )
     return unit
 
 
@@ -133,7 +156,7 @@ def _move(session: Session, actor: Principal, unit: Unit, parent_id: uuid.UUID) 
     descendants = [u for u in repository.subtree(session, unit) if u.id != unit.id]
     _place(unit, parent)
     for child in descendants:
-        child.path = unit.path + child.path[len(old_path):]
+        child.path = unit.path + child.path[len(old_path) :]
         child.depth = child.depth - old_depth + unit.depth
 
 
@@ -162,8 +185,15 @@ def export_units_csv(session: Session, actor: Principal) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_HEADER)
     for unit in units:
-        writer.writerow([unit.code, codes.get(unit.parent_id, "") if unit.parent_id else "",
-                         unit.kind, unit.name, unit.short_name])
+        writer.writerow(
+            [
+                unit.code,
+                codes.get(unit.parent_id, "") if unit.parent_id else "",
+                unit.kind,
+                unit.name,
+                unit.short_name,
+            ]
+        )
     return out.getvalue()
 
 
@@ -173,7 +203,8 @@ def parse_units_csv(text: str) -> list[dict[str, str]]:
     reader = csv.DictReader(io.StringIO(text))
     if reader.fieldnames is None or [f.strip() for f in reader.fieldnames][:5] != CSV_HEADER:
         raise InvalidInput(
-            f"表头应为：{','.join(CSV_HEADER)}", f"header must be: {','.join(CSV_HEADER)}",
+            f"表头应为：{','.join(CSV_HEADER)}",
+            f"header must be: {','.join(CSV_HEADER)}",
             code="bad_csv",
         )
     rows, errors = [], []
@@ -196,12 +227,18 @@ def parse_units_csv(text: str) -> list[dict[str, str]]:
         seen.add(row["code"])
         rows.append(row)
     if errors:
-        raise InvalidInput("CSV 有错误，未导入任何数据", "the CSV has errors; nothing imported",
-                           code="bad_csv", details={"errors": errors})
+        raise InvalidInput(
+            "CSV 有错误，未导入任何数据",
+            "the CSV has errors; nothing imported",
+            code="bad_csv",
+            details={"errors": errors},
+        )
     return rows
 
 
-def import_units(session: Session, actor: Principal, *, rows: Sequence[dict[str, str]]) -> ImportReport:
+def import_units(
+    session: Session, actor: Principal, *, rows: Sequence[dict[str, str]]
+) -> ImportReport:
     """Create or update units by code (parents may come after children in the file).
 
     All or nothing: any bad row raises and the caller's transaction rolls back. A unit
@@ -219,7 +256,9 @@ def import_units(session: Session, actor: Principal, *, rows: Sequence[dict[str,
             parent = repository.unit_by_code(session, parent_code) if parent_code else None
             if parent_code and parent is None:
                 if parent_code not in by_code:
-                    report.errors.append(f"{row['code']}：上级编码 {parent_code} 不存在 / unknown parent")
+                    report.errors.append(
+                        f"{row['code']}：上级编码 {parent_code} 不存在 / unknown parent"
+                    )
                     continue
                 waiting.append(row)
                 continue
@@ -230,13 +269,22 @@ def import_units(session: Session, actor: Principal, *, rows: Sequence[dict[str,
             break
         pending = waiting
     if report.errors:
-        raise InvalidInput("导入失败，未导入任何数据", "import failed; nothing imported",
-                           code="bad_csv", details={"errors": report.errors})
+        raise InvalidInput(
+            "导入失败，未导入任何数据",
+            "import failed; nothing imported",
+            code="bad_csv",
+            details={"errors": report.errors},
+        )
     return report
 
 
-def _import_row(session: Session, actor: Principal, row: dict[str, str], parent: Unit | None,
-                report: ImportReport) -> None:
+def _import_row(
+    session: Session,
+    actor: Principal,
+    row: dict[str, str],
+    parent: Unit | None,
+    report: ImportReport,
+) -> None:
     kind = UnitKind(row["kind"])
     short = row["short_name"] or row["name"]
     existing = repository.unit_by_code(session, row["code"])
@@ -252,24 +300,50 @@ def _import_row(session: Session, actor: Principal, row: dict[str, str], parent:
         if parent is not None:
             _check_parent(kind, parent)
         now = clock.now()
-        unit = Unit(id=uuid.uuid4(), kind=kind.value, code=row["code"], name=row["name"],
-                    short_name=short, sort_order=0, active=True, created_at=now, updated_at=now)
+        unit = Unit(
+            id=uuid.uuid4(),
+            kind=kind.value,
+            code=row["code"],
+            name=row["name"],
+            short_name=short,
+            sort_order=0,
+            active=True,
+            created_at=now,
+            updated_at=now,
+        )
         _place(unit, parent)
         session.add(unit)
         session.flush()
-        audit.record(session, actor, "org.unit.import", entity_type="unit", entity_id=unit.id,
-                     after=unit.snapshot())
+        audit.record(
+            session,
+            actor,
+            "org.unit.import",
+            entity_type="unit",
+            entity_id=unit.id,
+            after=unit.snapshot(),
+        )
         report.created += 1
         return
     policy.check_unit_write(actor, existing.path)
     same_parent = existing.parent_id == (parent.id if parent else None)
-    if (existing.name, existing.short_name, existing.kind) == (row["name"], short, kind.value) \
-            and same_parent:
+    if (existing.name, existing.short_name, existing.kind) == (
+        row["name"],
+        short,
+        kind.value,
+    ) and same_parent:
         report.unchanged += 1
         return
-    update_unit(session, actor, unit_id=existing.id, data=UnitUpdate(
-        version=existing.version, name=row["name"], short_name=short,
-        parent_id=parent.id if parent and not same_parent else None))
+    update_unit(
+        session,
+        actor,
+        unit_id=existing.id,
+        data=UnitUpdate(
+            version=existing.version,
+            name=row["name"],
+            short_name=short,
+            parent_id=parent.id if parent and not same_parent else None,
+        ),
+    )
     if existing.kind != kind.value:
         _check_parent(kind, parent)
         existing.kind = kind.value
@@ -294,26 +368,43 @@ def create_person(session: Session, actor: Principal, *, data: PersonCreate) -> 
     policy.check_person_write(actor, unit.path, scope.path)
     policy.check_grantable(data.roles)
     if repository.person_by_username(session, data.username) is not None:
-        raise Conflict(f"用户名 {data.username} 已存在", f"username {data.username} is taken",
-                       code="duplicate_username")
+        raise Conflict(
+            f"用户名 {data.username} 已存在",
+            f"username {data.username} is taken",
+            code="duplicate_username",
+        )
     now = clock.now()
     person = Person(
-        id=uuid.uuid4(), username=data.username, display_name=data.display_name.strip(),
-        phone=data.phone, unit_id=unit.id,
+        id=uuid.uuid4(),
+        username=data.username,
+        display_name=data.display_name.strip(),
+        phone=data.phone,
+        unit_id=unit.id,
         scope_unit_id=data.scope_unit_id if data.scope_unit_id != unit.id else None,
-        password_hash=hash_password(data.password), active=True, created_at=now,
-        updated_at=now, password_changed_at=now, role_rows=[],
+        password_hash=hash_password(data.password),
+        active=True,
+        created_at=now,
+        updated_at=now,
+        password_changed_at=now,
+        role_rows=[],
     )
     _set_roles(person, data.roles)
     session.add(person)
     session.flush()
-    audit.record(session, actor, "org.person.create", entity_type="person", entity_id=person.id,
-                 after=person.snapshot())
+    audit.record(
+        session,
+        actor,
+        "org.person.create",
+        entity_type="person",
+        entity_id=person.id,
+        after=person.snapshot(),
+    )
     return person
 
 
-def update_person(session: Session, actor: Principal, *, person_id: uuid.UUID,
-                  data: PersonUpdate) -> Person:
+def update_person(
+    session: Session, actor: Principal, *, person_id: uuid.UUID, data: PersonUpdate
+) -> Person:
     """Edit a person's details, unit, scope, roles or active flag. ``org:person:write``
     over the person's current and new unit; compare-and-set on ``version``; audited.
     Deactivating ends the person's web sessions and login tokens."""
@@ -347,13 +438,21 @@ def update_person(session: Session, actor: Principal, *, person_id: uuid.UUID,
     session.flush()
     if data.active is False:
         _end_sessions(session, person)
-    audit.record(session, actor, "org.person.update", entity_type="person", entity_id=person.id,
-                 before=before, after=person.snapshot())
+    audit.record(
+        session,
+        actor,
+        "org.person.update",
+        entity_type="person",
+        entity_id=person.id,
+        before=before,
+        after=person.snapshot(),
+    )
     return person
 
 
-def reset_password(session: Session, actor: Principal, *, person_id: uuid.UUID,
-                   password: str) -> Person:
+def reset_password(
+    session: Session, actor: Principal, *, person_id: uuid.UUID, password: str
+) -> Person:
     """Set a new password (admin reset, or a person changing their own); ends the
     person's other sessions. Audited without the secret."""
     person = repository.get_person(session, actor, person_id)
@@ -365,8 +464,14 @@ def reset_password(session: Session, actor: Principal, *, person_id: uuid.UUID,
     person.password_changed_at = person.updated_at = clock.now()
     session.flush()
     _end_sessions(session, person)
-    audit.record(session, actor, "org.person.password_reset", entity_type="person",
-                 entity_id=person.id, after={"by_self": actor.id == person.id})
+    audit.record(
+        session,
+        actor,
+        "org.person.password_reset",
+        entity_type="person",
+        entity_id=person.id,
+        after={"by_self": actor.id == person.id},
+    )
     return person
 
 
@@ -396,9 +501,16 @@ def make_token() -> tuple[str, str, str]:
     return f"{TOKEN_PREFIX}_{prefix}_{secret}", prefix, hash_secret(secret)
 
 
-def issue_partner_token(session: Session, actor: Principal, *, name: str, kind: str,
-                        unit_id: uuid.UUID, roles: Sequence[Role],
-                        expires_at: datetime | None = None) -> tuple[str, ApiToken]:
+def issue_partner_token(
+    session: Session,
+    actor: Principal,
+    *,
+    name: str,
+    kind: str,
+    unit_id: uuid.UUID,
+    roles: Sequence[Role],
+    expires_at: datetime | None = None,
+) -> tuple[str, ApiToken]:
     """Issue a key for a partner system (e.g. the 110 platform) acting within ``unit_id``.
     ``org:token:write``; audited (never the secret). Returns the plaintext once."""
     actor.require("org:token:write")
@@ -406,15 +518,34 @@ def issue_partner_token(session: Session, actor: Principal, *, name: str, kind: 
     policy.check_in_scope(actor, [unit.path])
     plaintext, prefix, secret_hash = make_token()
     token = ApiToken(
-        id=uuid.uuid4(), name=name.strip(), kind=kind, prefix=prefix, secret_hash=secret_hash,
-        person_id=None, unit_id=unit.id, roles=sorted(Role(r).value for r in roles),
-        created_by=actor.name, created_at=clock.now(), expires_at=expires_at,
+        id=uuid.uuid4(),
+        name=name.strip(),
+        kind=kind,
+        prefix=prefix,
+        secret_hash=secret_hash,
+        person_id=None,
+        unit_id=unit.id,
+        roles=sorted(Role(r).value for r in roles),
+        created_by=actor.name,
+        created_at=clock.now(),
+        expires_at=expires_at,
     )
     session.add(token)
     session.flush()
-    audit.record(session, actor, "org.token.issue", entity_type="api_token", entity_id=token.id,
-                 after={"name": token.name, "kind": kind, "unit_id": unit.id, "roles": token.roles,
-                        "prefix": prefix})
+    audit.record(
+        session,
+        actor,
+        "org.token.issue",
+        entity_type="api_token",
+        entity_id=token.id,
+        after={
+            "name": token.name,
+            "kind": kind,
+            "unit_id": unit.id,
+            "roles": token.roles,
+            "prefix": prefix,
+        },
+    )
     return plaintext, token
 
 
@@ -427,6 +558,12 @@ def revoke_token(session: Session, actor: Principal, *, token_id: uuid.UUID) -> 
     if token.revoked_at is None:
         token.revoked_at = clock.now()
         session.flush()
-        audit.record(session, actor, "org.token.revoke", entity_type="api_token",
-                     entity_id=token.id, after={"revoked": True})
+        audit.record(
+            session,
+            actor,
+            "org.token.revoke",
+            entity_type="api_token",
+            entity_id=token.id,
+            after={"revoked": True},
+        )
     return token

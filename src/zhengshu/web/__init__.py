@@ -36,8 +36,13 @@ def make_environment(packages: list[str]) -> Environment:
     return env
 
 
-def render(request: Request, template: str, context: dict[str, Any] | None = None, *,
-           status_code: int = 200) -> HTMLResponse:
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+) -> HTMLResponse:
     """Render a page with the shell's context: the identity, its CSRF token, the nav."""
     env: Environment = request.app.state.jinja
     identity = getattr(request.state, "identity", None)
