@@ -15,6 +15,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from zhengshu import __version__
+from zhengshu.admin import routes_api as admin_api
 from zhengshu.admin import routes_web as admin_web
 from zhengshu.kernel.audit import AUDIT_KEY
 from zhengshu.kernel.db import make_engine, make_sessionmaker
@@ -202,5 +203,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(packages=[("zhengshu.web", "static")]), name="static")
     app.include_router(org_api.router)
     app.include_router(org_web.router)
+    app.include_router(admin_api.router)
     app.include_router(admin_web.router)
     return app

@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
 from zhengshu.kernel import audit, clock
+from zhengshu.kernel.authz import Principal
 from zhengshu.kernel.calendar import SHANGHAI, ScheduleError, parse_schedule
 from zhengshu.kernel.calendar_store import (
     CalendarOverride,
@@ -22,7 +23,7 @@ from zhengshu.kernel.calendar_store import (
     remove_override,
     set_override,
 )
-from zhengshu.kernel.errors import InvalidInput
+from zhengshu.kernel.errors import InvalidInput, PermissionDenied
 from zhengshu.kernel.settings import parse_work_periods
 from zhengshu.org import repository, service
 from zhengshu.org.deps import DB, AppSettings
@@ -32,6 +33,21 @@ from zhengshu.org.routes_web import PageActor
 from zhengshu.web import render
 
 router = APIRouter(include_in_schema=False)
+
+
+def _city_wide(db: DB, actor: Principal) -> bool:
+    root = repository.root_unit(db)
+    return root is not None and actor.covers(root.path)
+
+
+def _require_city_calendar(db: DB, actor: Principal) -> None:
+    """The calendar is the whole city's: a town's administrator may read it, not change it."""
+    actor.require("kernel:calendar:write")
+    if not _city_wide(db, actor):
+        raise PermissionDenied(
+            "只有市级管理员可以调整全市工作日历",
+            "only a city-wide administrator may change the calendar",
+        )
 
 
 def _month(value: str | None, today: date) -> date:
@@ -89,7 +105,7 @@ def calendar_page(
             "package_years": (package_years[0], package_years[-1]) if package_years else None,
             "next_year": today.year + 1,
             "next_year_known": cal.is_known_year(today.year + 1),
-            "can_write": actor.can("kernel:calendar:write"),
+            "can_write": actor.can("kernel:calendar:write") and _city_wide(db, actor),
             "flash": flash,
         },
     )
@@ -107,6 +123,7 @@ def calendar_override(
     kind: Annotated[str, Form(pattern="^(work|off)$")],
     name: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
+    _require_city_calendar(db, actor)
     set_override(db, actor, day=day, is_workday=kind == "work", name=name)
     return RedirectResponse(
         f"/admin/calendar?month={day:%Y-%m}&flash={quote(f'已设置 {day}')}", status_code=303
@@ -115,6 +132,7 @@ def calendar_override(
 
 @router.post("/admin/calendar/override/delete")
 def calendar_override_delete(db: DB, actor: PageActor, day: Annotated[date, Form()]) -> Response:
+    _require_city_calendar(db, actor)
     remove_override(db, actor, day=day)
     return RedirectResponse(
         f"/admin/calendar?month={day:%Y-%m}&flash={quote(f'已恢复 {day}')}", status_code=303
@@ -128,6 +146,7 @@ def calendar_import(
     year: Annotated[int, Form(ge=2000, le=2100)],
     schedule: Annotated[str, Form(max_length=50_000)],
 ) -> Response:
+    _require_city_calendar(db, actor)
     try:
         entries = parse_schedule(schedule, year=year)
     except ScheduleError as exc:
