@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import threading
+import unicodedata
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -109,12 +110,18 @@ def _where(settings: Settings) -> str:
     return url.split("@")[-1] if "@" in url else url
 
 
+def _pad(text: str, width: int) -> str:
+    """Pad to a terminal width, counting CJK characters as two columns."""
+    used = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return text + " " * max(1, width - used)
+
+
 def _print_accounts(accounts: list[DemoAccount]) -> None:
     typer.echo("\n演示账号（每个角色一个）/ demo accounts:")
-    typer.echo(f"  {'用户名':<14}{'密码':<20}{'角色':<12}单位")
+    typer.echo("  " + _pad("用户名", 14) + _pad("密码", 22) + _pad("角色", 14) + "单位")
     for a in accounts:
         password = a.password or "（已存在，密码未变）"
-        typer.echo(f"  {a.username:<14}{password:<20}{a.roles:<12}{a.unit}")
+        typer.echo("  " + _pad(a.username, 14) + _pad(password, 22) + _pad(a.roles, 14) + a.unit)
 
 
 def _seed(settings: Settings) -> list[DemoAccount]:

@@ -445,7 +445,9 @@ def test_town_admin_cannot_reset_the_password_of_a_city_scoped_person(
     reason="BUG: a town admin can grant the auditor role (to a token or a person), and the "
     "audit log page is not narrowed by jurisdiction, so town A reads town B's changes",
 )
-def test_town_admin_cannot_reach_the_other_towns_audit_rows(db: Session, api: Api) -> None:
+def test_town_admin_cannot_reach_the_other_towns_audit_rows(
+    db: Session, api: Api, app: Any
+) -> None:
     issued = api(DONGCHENG.admin).post(
         "/api/v1/tokens",
         json={
@@ -459,7 +461,7 @@ def test_town_admin_cannot_reach_the_other_towns_audit_rows(db: Session, api: Ap
         assert issued.status_code in (400, 403)
         return
     token_client = TestClient(
-        api(DONGCHENG.admin).app,
+        app,
         base_url="http://testserver",
         headers={"Authorization": f"Bearer {issued.json()['token']}"},
     )

@@ -27,7 +27,7 @@ class Metrics:
         )
         self.logins = Counter(
             "zhengshu_logins",
-            "Login attempts by outcome (ok, bad_password, locked).",
+            "Login attempts by outcome (ok, bad_credentials, rate_limited).",
             ["outcome"],
             registry=self.registry,
         )

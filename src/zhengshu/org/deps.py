@@ -23,7 +23,7 @@ from zhengshu.kernel.authz import Principal
 from zhengshu.kernel.db import open_session
 from zhengshu.kernel.errors import NotAuthenticated, PermissionDenied
 from zhengshu.kernel.settings import Settings
-from zhengshu.org.auth import WebIdentity, resolve_bearer, resolve_web_session
+from zhengshu.org.auth import LoginOutcome, WebIdentity, resolve_bearer, resolve_web_session
 
 SESSION_COOKIE = "zhengshu_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -98,3 +98,9 @@ async def current_principal(
 
 Actor = Annotated[Principal, Depends(current_principal)]
 MaybeActor = Annotated[Principal | None, Depends(optional_identity)]
+
+
+def count_login(request: Request, outcome: LoginOutcome) -> None:
+    """Feed the ``zhengshu_logins`` metric: ok, bad_credentials or rate_limited."""
+    label = "ok" if outcome.error is None else outcome.error.code
+    request.app.state.metrics.logins.labels(label).inc()

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from zhengshu.kernel.errors import InvalidInput
 from zhengshu.org import repository, service
 from zhengshu.org.auth import authenticate, issue_login_token
-from zhengshu.org.deps import DB, Actor, AppSettings, client_ip
+from zhengshu.org.deps import DB, Actor, AppSettings, client_ip, count_login
 from zhengshu.org.roles import UnitKind
 from zhengshu.org.schemas import (
     LoginRequest,
@@ -47,6 +47,7 @@ def login_for_token(
     outcome = authenticate(
         db, settings, username=body.username, password=body.password, ip=client_ip(request)
     )
+    count_login(request, outcome)
     if outcome.person is None:
         assert outcome.error is not None
         # Returned, not raised: the failed attempt and its audit row must commit.

@@ -18,7 +18,7 @@ from zhengshu.kernel.errors import InvalidInput, NotAuthenticated
 from zhengshu.kernel.settings import parse_work_periods
 from zhengshu.org import repository, service
 from zhengshu.org.auth import authenticate, end_web_session, start_web_session
-from zhengshu.org.deps import DB, SESSION_COOKIE, AppSettings, MaybeActor, client_ip
+from zhengshu.org.deps import DB, SESSION_COOKIE, AppSettings, MaybeActor, client_ip, count_login
 from zhengshu.org.models import Person, Unit
 from zhengshu.org.roles import ROLE_LABELS, UNIT_KIND_LABELS, Role, UnitKind
 from zhengshu.org.schemas import PersonCreate, PersonUpdate, UnitCreate, UnitUpdate
@@ -93,6 +93,7 @@ def login(
     outcome = authenticate(
         db, settings, username=username, password=password, ip=client_ip(request)
     )
+    count_login(request, outcome)
     if outcome.person is None:
         assert outcome.error is not None
         return render(
