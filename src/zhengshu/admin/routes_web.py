@@ -50,14 +50,29 @@ def _require_city_calendar(db: DB, actor: Principal) -> None:
         )
 
 
+# The calendar page shows years a bureau can plan for; beyond them date arithmetic on
+# the neighbouring months would leave Python's date range.
+FIRST_YEAR, LAST_YEAR = 1990, 2200
+
+
 def _month(value: str | None, today: date) -> date:
     if not value:
         return today.replace(day=1)
     try:
         year, month = (int(p) for p in value.split("-", 1))
-        return date(year, month, 1)
+        first = date(year, month, 1)
     except ValueError as exc:
         raise InvalidInput("月份格式应为 YYYY-MM", "month must be YYYY-MM") from exc
+    _check_year(first)
+    return first
+
+
+def _check_year(day: date) -> None:
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise InvalidInput(
+            f"日期须在 {FIRST_YEAR}–{LAST_YEAR} 年之间",
+            f"dates must lie in {FIRST_YEAR}-{LAST_YEAR}",
+        )
 
 
 @router.get("/admin/calendar")
@@ -75,6 +90,8 @@ def calendar_page(
     cal = load_calendar(db, parse_work_periods(settings.work_periods))
     today = clock.now().astimezone(SHANGHAI).date()
     first = _month(month, today)
+    if start is not None:
+        _check_year(start)
     result = cal.add_working_days(start, days) if start is not None and days is not None else None
     overrides = (
         db.execute(select(CalendarOverride).order_by(CalendarOverride.day.desc())).scalars().all()
@@ -150,7 +167,12 @@ def calendar_import(
     try:
         entries = parse_schedule(schedule, year=year)
     except ScheduleError as exc:
-        raise InvalidInput(exc.message_zh, exc.message_en, code="bad_schedule") from exc
+        raise InvalidInput(
+            "节假日安排有误，未导入",
+            "the schedule has errors; nothing imported",
+            code="bad_schedule",
+            details={"errors": [str(exc)]},
+        ) from exc
     import_schedule(db, actor, year=year, entries=entries)
     msg = f"已导入 {year} 年安排：{len(entries)} 天"
     return RedirectResponse(f"/admin/calendar?month={year}-01&flash={quote(msg)}", status_code=303)
@@ -171,6 +193,11 @@ def audit_page(
 ) -> Response:
     """The audit log, newest first; auditors may verify the whole chain here."""
     actor.require("kernel:audit:read")
+    if not _city_wide(db, actor):
+        raise PermissionDenied(
+            "审计日志不分辖区，只有市级安全审计员可以查看",
+            "the audit log is for city-wide auditors",
+        )
     query = select(audit.AuditEntry).order_by(audit.AuditEntry.seq.desc()).limit(100)
     if action:
         query = query.where(audit.AuditEntry.action.startswith(action.strip()))

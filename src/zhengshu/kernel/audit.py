@@ -66,6 +66,8 @@ class AuditChainHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+    # HMAC over (seq, hash): moving the head back over deleted rows needs the key.
+    mac: Mapped[str] = mapped_column(String(64))
 
 
 def to_jsonable(value: Any) -> Any:
@@ -94,6 +96,10 @@ def _canonical(entry: AuditEntry) -> bytes:
 
 def compute_hash(key: bytes, entry: AuditEntry) -> str:
     return hmac.new(key, _canonical(entry), hashlib.sha256).hexdigest()
+
+
+def head_mac(key: bytes, seq: int, last_hash: str) -> str:
+    return hmac.new(key, f"head:{seq}:{last_hash}".encode(), hashlib.sha256).hexdigest()
 
 
 def _key(session: Session) -> bytes:
@@ -125,7 +131,7 @@ def record(
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if head is None:
-        head = AuditChainHead(id=1, seq=0, hash=GENESIS)
+        head = AuditChainHead(id=1, seq=0, hash=GENESIS, mac=head_mac(_key(session), 0, GENESIS))
         session.add(head)
         session.flush()
     # Microseconds are kept; the value must round-trip unchanged for the hash to verify.
@@ -147,6 +153,7 @@ def record(
     entry.hash = compute_hash(_key(session), entry)
     session.add(entry)
     head.seq, head.hash = entry.seq, entry.hash
+    head.mac = head_mac(_key(session), entry.seq, entry.hash)
     session.flush()
     return entry
 
@@ -156,7 +163,7 @@ class AuditProblem:
     """The first place where the chain does not hold."""
 
     seq: int
-    kind: str  # changed | deleted | inserted | truncated
+    kind: str  # changed | deleted | inserted | truncated | head_forged
     message_zh: str
     message_en: str
 
@@ -188,6 +195,17 @@ def verify(session: Session, *, key: bytes | None = None, batch: int = 2000) -> 
             return AuditReport(rows=rows, head_seq=head_seq, problem=problem)
         expected_seq, prev_hash = entry.seq + 1, entry.hash
         session.expunge(entry)
+    if head is not None and not hmac.compare_digest(head.mac, head_mac(key, head.seq, head.hash)):
+        return AuditReport(
+            rows=rows,
+            head_seq=head_seq,
+            problem=AuditProblem(
+                seq=head_seq,
+                kind="head_forged",
+                message_zh="审计链头记录被改动（签名不符），末尾的记录可能已被删除",
+                message_en="the chain head was altered (bad MAC); rows at the end may be deleted",
+            ),
+        )
     if expected_seq - 1 != head_seq or prev_hash != head_hash:
         return AuditReport(
             rows=rows,

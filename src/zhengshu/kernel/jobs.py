@@ -98,9 +98,12 @@ def _release(session: Session) -> None:
             log.exception("after-commit callback failed")
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop(session: Session) -> None:
-    session.info.pop(_AFTER_COMMIT, None)
+@event.listens_for(Session, "after_soft_rollback")
+def _drop(session: Session, previous_transaction: Any) -> None:
+    # after_soft_rollback fires even when the rollback needed no SQL (after_rollback does
+    # not); a rolled-back savepoint leaves the outer transaction's callbacks in place.
+    if not previous_transaction.nested:
+        session.info.pop(_AFTER_COMMIT, None)
 
 
 Handler = Callable[[Session, dict[str, Any]], None]

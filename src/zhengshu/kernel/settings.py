@@ -89,8 +89,9 @@ def parse_work_periods(value: str) -> list[tuple[int, int]]:
 
 
 def _minutes(text: str) -> int:
-    hours, _, minutes = text.strip().partition(":")
-    value = int(hours) * 60 + int(minutes or 0)
-    if not 0 <= value <= 24 * 60:
+    hours_s, _, minutes_s = text.strip().partition(":")
+    hours, minutes = int(hours_s), int(minutes_s or 0)
+    value = hours * 60 + minutes
+    if not (0 <= minutes < 60 and hours >= 0 and value <= 24 * 60):
         raise ValueError(f"时间超出范围 / time out of range: {text!r}")
     return value

@@ -33,11 +33,35 @@ def check_person_write(actor: Principal, *paths: str) -> None:
     check_in_scope(actor, paths)
 
 
-def check_grantable(roles: Iterable[Role]) -> None:
-    """Partner is a role for machines' tokens, never for a person."""
-    if Role.PARTNER in set(roles):
+# Roles whose reach is the whole city whatever unit they sit in: the auditor reads the
+# city's whole audit log, which is not divided by jurisdiction.
+CITY_ONLY_ROLES = frozenset({Role.AUDITOR})
+TOKEN_ROLES = frozenset({Role.PARTNER})
+
+
+def check_grantable(root_path: str | None, actor: Principal, roles: Iterable[Role]) -> None:
+    """Partner is a role for machines' tokens, never for a person; city-only roles need a
+    city-wide grantor."""
+    wanted = set(roles)
+    if Role.PARTNER in wanted:
         raise InvalidInput(
             "“对接系统”角色只能授予 API 令牌", "the partner role is for API tokens only"
+        )
+    if wanted & CITY_ONLY_ROLES and not actor.covers(root_path):
+        raise PermissionDenied(
+            "只有市级管理员可以授予安全审计员角色",
+            "only a city-wide admin may grant the auditor role",
+        )
+
+
+def check_token_roles(roles: Iterable[Role]) -> None:
+    """Tokens are for partner systems; people's roles are never handed to a machine key."""
+    extra = set(roles) - TOKEN_ROLES
+    if extra:
+        raise InvalidInput(
+            "接口令牌只能授予“对接系统”角色",
+            "tokens may carry the partner role only",
+            details={"roles": sorted(r.value for r in extra)},
         )
 
 

@@ -57,10 +57,14 @@ def list_units(
         query = query.where(Unit.kind.in_(kinds))
     if parent_id is not None:
         query = query.where(Unit.parent_id == parent_id)
-    if q:
-        like = f"%{q.strip()}%"
+    if q and q.strip():
+        text = q.strip()
         query = query.where(
-            or_(Unit.name.like(like), Unit.short_name.like(like), Unit.code.like(like))
+            or_(
+                Unit.name.contains(text, autoescape=True),
+                Unit.short_name.contains(text, autoescape=True),
+                Unit.code.contains(text, autoescape=True),
+            )
         )
     if not include_inactive:
         query = query.where(Unit.active.is_(True))
@@ -128,10 +132,14 @@ def list_people(
         query = query.where(
             Person.id.in_(select(PersonRole.person_id).where(PersonRole.role == role))
         )
-    if q:
-        like = f"%{q.strip()}%"
+    if q and q.strip():
+        text = q.strip()
         query = query.where(
-            or_(Person.username.like(like), Person.display_name.like(like), Person.phone.like(like))
+            or_(
+                Person.username.contains(text, autoescape=True),
+                Person.display_name.contains(text, autoescape=True),
+                Person.phone.contains(text, autoescape=True),
+            )
         )
     if active is not None:
         query = query.where(Person.active.is_(active))

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from zhengshu.org.roles import Role, UnitKind
 
 T = TypeVar("T")
+
+# Names are stripped before their length is checked, so "   " is refused, not saved empty.
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+ShortName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
 
 CODE_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z\-]{0,39}$"
 
@@ -35,8 +39,8 @@ class UnitCreate(BaseModel):
     parent_id: uuid.UUID
     kind: UnitKind
     code: str = Field(pattern=CODE_PATTERN)
-    name: str = Field(min_length=1, max_length=100)
-    short_name: str | None = Field(default=None, max_length=50)
+    name: Name
+    short_name: ShortName | None = None
     sort_order: int = 0
 
 
@@ -46,9 +50,10 @@ class UnitUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    short_name: str | None = Field(default=None, min_length=1, max_length=50)
+    name: Name | None = None
+    short_name: ShortName | None = None
     code: str | None = Field(default=None, pattern=CODE_PATTERN)
+    kind: UnitKind | None = None
     parent_id: uuid.UUID | None = None
     active: bool | None = None
     sort_order: int | None = None
@@ -77,7 +82,7 @@ class PersonCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     username: str = Field(pattern=USERNAME_PATTERN)
-    display_name: str = Field(min_length=1, max_length=100)
+    display_name: Name
     phone: str | None = Field(default=None, pattern=PHONE_PATTERN)
     unit_id: uuid.UUID
     scope_unit_id: uuid.UUID | None = None
@@ -94,7 +99,7 @@ class PersonUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int
-    display_name: str | None = Field(default=None, min_length=1, max_length=100)
+    display_name: Name | None = None
     phone: str | None = Field(default=None, pattern=PHONE_PATTERN)
     unit_id: uuid.UUID | None = None
     scope_unit_id: uuid.UUID | None = None
@@ -124,7 +129,7 @@ class TokenIssued(BaseModel):
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: Name
     kind: str = Field(pattern=r"^(partner|open311)$")
     unit_id: uuid.UUID
     roles: list[Role] = Field(default_factory=lambda: [Role.PARTNER])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import secrets
 import uuid
 from collections.abc import Iterable, Sequence
@@ -20,12 +21,18 @@ from sqlalchemy.orm import Session
 
 from zhengshu.kernel import audit, clock
 from zhengshu.kernel.authz import Principal, PrincipalKind
-from zhengshu.kernel.errors import Conflict, InvalidInput, stale
+from zhengshu.kernel.errors import Conflict, InvalidInput, not_found, stale
 from zhengshu.org import policy, repository
 from zhengshu.org.models import ApiToken, Person, PersonRole, Unit, WebSession
 from zhengshu.org.passwords import hash_password
 from zhengshu.org.roles import ALLOWED_PARENTS, Role, UnitKind, permissions_for
-from zhengshu.org.schemas import PersonCreate, PersonUpdate, UnitCreate, UnitUpdate
+from zhengshu.org.schemas import (
+    CODE_PATTERN,
+    PersonCreate,
+    PersonUpdate,
+    UnitCreate,
+    UnitUpdate,
+)
 
 CSV_HEADER = ["code", "parent_code", "kind", "name", "short_name"]
 
@@ -69,11 +76,15 @@ def _place(unit: Unit, parent: Unit | None) -> None:
     unit.depth = parent.depth + 1 if parent else 0
 
 
-def _check_code_free(session: Session, code: str, *, except_id: uuid.UUID | None = None) -> None:
+def _check_code_free(
+    session: Session, actor: Principal, code: str, *, except_id: uuid.UUID | None = None
+) -> None:
     other = repository.unit_by_code(session, code)
     if other is not None and other.id != except_id:
+        # Name the holder only when the actor may see it: codes must not leak other towns.
+        holder = f"“{other.name}”" if actor.covers(other.path) else "其他单位"
         raise Conflict(
-            f"编码 {code} 已被“{other.name}”使用", f"code {code} is taken", code="duplicate_code"
+            f"编码 {code} 已被{holder}使用", f"code {code} is taken", code="duplicate_code"
         )
 
 
@@ -82,7 +93,7 @@ def create_unit(session: Session, actor: Principal, *, data: UnitCreate) -> Unit
     parent = repository.get_unit(session, actor, data.parent_id)
     policy.check_unit_write(actor, parent.path)
     _check_parent(data.kind, parent)
-    _check_code_free(session, data.code)
+    _check_code_free(session, actor, data.code)
     now = clock.now()
     unit = Unit(
         id=uuid.uuid4(),
@@ -120,7 +131,7 @@ def update_unit(
         raise stale("单位", "unit")
     before = unit.snapshot()
     if data.code is not None and data.code != unit.code:
-        _check_code_free(session, data.code, except_id=unit.id)
+        _check_code_free(session, actor, data.code, except_id=unit.id)
         unit.code = data.code
     if data.name is not None:
         unit.name = data.name.strip()
@@ -130,6 +141,10 @@ def update_unit(
         unit.sort_order = data.sort_order
     if data.active is not None:
         unit.active = data.active
+    if data.kind is not None and data.kind.value != unit.kind:
+        parent = session.get(Unit, unit.parent_id) if unit.parent_id else None
+        _check_parent(data.kind, parent)
+        unit.kind = data.kind.value
     if data.parent_id is not None and data.parent_id != unit.parent_id:
         _move(session, actor, unit, data.parent_id)
     unit.updated_at = clock.now()
@@ -216,6 +231,8 @@ def parse_units_csv(text: str) -> list[dict[str, str]]:
             problems.append("缺少编码 / code missing")
         elif row["code"] in seen:
             problems.append(f"编码 {row['code']} 重复 / duplicate code")
+        elif not re.fullmatch(CODE_PATTERN, row["code"]):
+            problems.append(f"编码“{row['code']}”只能由字母、数字和“-”组成 / bad code")
         if row["kind"] not in {k.value for k in UnitKind}:
             problems.append(f"类型“{row['kind']}”无效 / unknown kind")
         if not row["name"]:
@@ -241,9 +258,12 @@ def import_units(
 ) -> ImportReport:
     """Create or update units by code (parents may come after children in the file).
 
-    All or nothing: any bad row raises and the caller's transaction rolls back. A unit
-    that exists and is unchanged is left alone; one that differs is updated (audited).
-    The root (empty parent_code) may only be created when the tree is empty.
+    All or nothing: every bad row is reported and the caller's transaction rolls back. A
+    unit that exists and is unchanged is left alone; one that differs is updated
+    (audited). The root (empty parent_code) may only be created when the tree is empty.
+    A parent outside the actor's jurisdiction reads as unknown (like a missing one), except
+    as the unchanged parent of the actor's own scope root, so a town's own export
+    re-imports cleanly.
     """
     actor.require("org:unit:write")
     report = ImportReport()
@@ -254,13 +274,15 @@ def import_units(
         for row in pending:
             parent_code = row["parent_code"]
             parent = repository.unit_by_code(session, parent_code) if parent_code else None
-            if parent_code and parent is None:
-                if parent_code not in by_code:
-                    report.errors.append(
-                        f"{row['code']}：上级编码 {parent_code} 不存在 / unknown parent"
-                    )
-                    continue
+            if parent_code and parent is None and parent_code in by_code:
                 waiting.append(row)
+                continue
+            if parent_code and (
+                parent is None or not _parent_acceptable(session, actor, row, parent)
+            ):
+                report.errors.append(
+                    f"{row['code']}：上级编码 {parent_code} 不存在 / unknown parent"
+                )
                 continue
             _import_row(session, actor, row, parent, report)
             progressed = True
@@ -278,6 +300,15 @@ def import_units(
     return report
 
 
+def _parent_acceptable(
+    session: Session, actor: Principal, row: dict[str, str], parent: Unit
+) -> bool:
+    if actor.covers(parent.path):
+        return True
+    existing = repository.unit_by_code(session, row["code"])
+    return existing is not None and existing.parent_id == parent.id and actor.covers(existing.path)
+
+
 def _import_row(
     session: Session,
     actor: Principal,
@@ -288,16 +319,18 @@ def _import_row(
     kind = UnitKind(row["kind"])
     short = row["short_name"] or row["name"]
     existing = repository.unit_by_code(session, row["code"])
+    if existing is not None and not actor.covers(existing.path):
+        report.errors.append(f"{row['code']}：编码已被其他单位使用 / code taken")
+        return
     if parent is None and existing is None and repository.root_unit(session) is not None:
         report.errors.append(f"{row['code']}：已有根单位，只能有一个 / a root exists already")
         return
-    if parent is not None:
-        policy.check_unit_write(actor, parent.path)
-    elif actor.kind is not PrincipalKind.SYSTEM and existing is None:
+    if parent is None and existing is None and actor.kind is not PrincipalKind.SYSTEM:
         report.errors.append(f"{row['code']}：缺少上级编码 / parent_code missing")
         return
     if existing is None:
         if parent is not None:
+            policy.check_unit_write(actor, parent.path)
             _check_parent(kind, parent)
         now = clock.now()
         unit = Unit(
@@ -324,7 +357,6 @@ def _import_row(
         )
         report.created += 1
         return
-    policy.check_unit_write(actor, existing.path)
     same_parent = existing.parent_id == (parent.id if parent else None)
     if (existing.name, existing.short_name, existing.kind) == (
         row["name"],
@@ -341,13 +373,16 @@ def _import_row(
             version=existing.version,
             name=row["name"],
             short_name=short,
+            kind=kind if kind.value != existing.kind else None,
             parent_id=parent.id if parent and not same_parent else None,
         ),
     )
-    if existing.kind != kind.value:
-        _check_parent(kind, parent)
-        existing.kind = kind.value
     report.updated += 1
+
+
+def session_root_path(session: Session) -> str | None:
+    root = repository.root_unit(session)
+    return root.path if root else None
 
 
 # --- people -------------------------------------------------------------------------
@@ -366,7 +401,7 @@ def create_person(session: Session, actor: Principal, *, data: PersonCreate) -> 
     unit = repository.get_unit(session, actor, data.unit_id)
     scope = repository.get_unit(session, actor, data.scope_unit_id) if data.scope_unit_id else unit
     policy.check_person_write(actor, unit.path, scope.path)
-    policy.check_grantable(data.roles)
+    policy.check_grantable(session_root_path(session), actor, data.roles)
     if repository.person_by_username(session, data.username) is not None:
         raise Conflict(
             f"用户名 {data.username} 已存在",
@@ -409,9 +444,7 @@ def update_person(
     over the person's current and new unit; compare-and-set on ``version``; audited.
     Deactivating ends the person's web sessions and login tokens."""
     person = repository.get_person(session, actor, person_id)
-    current_unit = session.get(Unit, person.unit_id)
-    assert current_unit is not None
-    policy.check_person_write(actor, current_unit.path)
+    policy.check_person_write(actor, *_person_paths(session, person))
     if person.version != data.version:
         raise stale("人员", "person")
     policy.check_not_self_lockout(actor, person.id, active=data.active, roles=data.roles)
@@ -430,7 +463,7 @@ def update_person(
     if "phone" in data.model_fields_set:
         person.phone = data.phone
     if data.roles is not None:
-        policy.check_grantable(data.roles)
+        policy.check_grantable(session_root_path(session), actor, data.roles)
         _set_roles(person, data.roles)
     if data.active is not None:
         person.active = data.active
@@ -457,9 +490,7 @@ def reset_password(
     person's other sessions. Audited without the secret."""
     person = repository.get_person(session, actor, person_id)
     if actor.id != person.id:
-        unit = session.get(Unit, person.unit_id)
-        assert unit is not None
-        policy.check_person_write(actor, unit.path)
+        policy.check_person_write(actor, *_person_paths(session, person))
     person.password_hash = hash_password(password)
     person.password_changed_at = person.updated_at = clock.now()
     session.flush()
@@ -473,6 +504,18 @@ def reset_password(
         after={"by_self": actor.id == person.id},
     )
     return person
+
+
+def _person_paths(session: Session, person: Person) -> list[str]:
+    """The units whose jurisdiction a change to this person touches: their unit and,
+    when wider, their scope (a town admin must not take over a city-wide account)."""
+    ids = {person.unit_id, person.scope_unit_id or person.unit_id}
+    paths = []
+    for unit_id in ids:
+        unit = session.get(Unit, unit_id)
+        assert unit is not None
+        paths.append(unit.path)
+    return paths
 
 
 def _end_sessions(session: Session, person: Person) -> None:
@@ -516,6 +559,7 @@ def issue_partner_token(
     actor.require("org:token:write")
     unit = repository.get_unit(session, actor, unit_id)
     policy.check_in_scope(actor, [unit.path])
+    policy.check_token_roles(roles)
     plaintext, prefix, secret_hash = make_token()
     token = ApiToken(
         id=uuid.uuid4(),
@@ -554,7 +598,7 @@ def revoke_token(session: Session, actor: Principal, *, token_id: uuid.UUID) -> 
     token = session.get(ApiToken, token_id)
     unit = session.get(Unit, token.unit_id) if token else None
     if token is None or unit is None or not actor.covers(unit.path):
-        raise InvalidInput("令牌不存在", "token not found")
+        raise not_found("令牌", "token")
     if token.revoked_at is None:
         token.revoked_at = clock.now()
         session.flush()
