@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,10 +31,15 @@ from zhengshu.kernel.audit import AUDIT_KEY
 from zhengshu.kernel.authz import Principal, system_principal
 from zhengshu.kernel.db import make_engine
 from zhengshu.kernel.settings import Settings
-from zhengshu.org import repository, service
+from zhengshu.org import passwords, repository, service
 from zhengshu.org.auth import issue_login_token
 from zhengshu.org.models import Unit
 from zhengshu.org.seed import seed_demo
+
+# Cheap argon2 parameters for the suite: the production defaults cost ~0.3 s per hash,
+# which the suite would pay thousands of times. Verification accepts any parameters.
+passwords._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+passwords._DUMMY = passwords._hasher.hash("zhengshu-dummy-password")
 
 PASSWORD = "Demo-Passw0rd!"
 AUDIT_TEST_KEY = b"test-audit-key"

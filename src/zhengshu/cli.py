@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -289,14 +290,31 @@ def user_create(
         _fail(exc)
 
 
+AnchorFile = Annotated[
+    Path | None,
+    typer.Option("--anchor", help="外部锚点文件（放在数据库之外）：校验后写入链头，下次核对"),
+]
+
+
 @audit_app.command("verify")
-def audit_verify(data_dir: DataDir = None) -> None:
+def audit_verify(data_dir: DataDir = None, anchor: AnchorFile = None) -> None:
     """校验审计日志哈希链 / verify the audit hash chain; exits 1 on a break."""
     settings = _settings(data_dir)
+    saved = None
+    if anchor is not None and anchor.exists():
+        try:
+            data = json.loads(anchor.read_text("utf-8"))
+            saved = (int(data["seq"]), str(data["hash"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            typer.secho(f"锚点文件无法读取 / unreadable anchor: {anchor}", fg="red", err=True)
+            raise typer.Exit(2) from exc
     with transaction(_factory(settings), write=False) as session:
-        report = audit.verify(session)
+        report = audit.verify(session, anchor=saved if saved and saved[0] > 0 else None)
+        head = session.get(audit.AuditChainHead, 1)
     if report.ok:
         typer.echo(f"OK：审计链完整，共 {report.rows} 条 / chain intact, {report.rows} rows")
+        if anchor is not None and head is not None:
+            anchor.write_text(json.dumps({"seq": head.seq, "hash": head.hash}), encoding="utf-8")
         return
     assert report.problem is not None
     typer.secho(f"FAILED：{report.problem.message_zh}", fg="red")

@@ -7,6 +7,7 @@ report the break at the right row.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -53,9 +54,7 @@ def chain(fresh_factory: sessionmaker[Session]) -> list[AuditEntry]:
 
 
 @pytest.fixture
-def verify_cli(
-    fresh_database: Settings, monkeypatch: pytest.MonkeyPatch
-) -> Callable[[], Result]:
+def verify_cli(fresh_database: Settings, monkeypatch: pytest.MonkeyPatch) -> Callable[[], Result]:
     """``zhengshu audit verify`` against fresh_database, with the key the tests wrote with."""
     monkeypatch.setenv("ZHENGSHU_DATABASE_URL", fresh_database.database_url)
     monkeypatch.setenv("ZHENGSHU_AUDIT_KEY", fresh_database.audit_key)
@@ -65,9 +64,7 @@ def verify_cli(
     runner = CliRunner()
 
     def run() -> Result:
-        return runner.invoke(
-            app, ["audit", "verify", "--data-dir", str(fresh_database.data_dir)]
-        )
+        return runner.invoke(app, ["audit", "verify", "--data-dir", str(fresh_database.data_dir)])
 
     return run
 
@@ -133,7 +130,7 @@ def test_record_appends_a_linked_chain_from_genesis(
 ) -> None:
     assert [e.seq for e in chain] == [1, 2, 3, 4, 5]
     assert chain[0].prev_hash == GENESIS
-    for previous, entry in zip(chain, chain[1:], strict=False):
+    for previous, entry in itertools.pairwise(chain):
         assert entry.prev_hash == previous.hash
     for entry in chain:
         assert len(entry.hash) == 64
@@ -203,16 +200,26 @@ def test_record_needs_the_audit_key(connection: Connection) -> None:
 def test_rolled_back_transaction_leaves_no_audit_row(
     fresh_factory: sessionmaker[Session], chain: list[AuditEntry]
 ) -> None:
-    with pytest.raises(LookupError), transaction(fresh_factory) as session:
-        entry = audit.record(session, ACTOR, "test.thing.doomed", entity_type="thing")
-        assert entry.seq == 6
-        raise LookupError("the use case failed after auditing")
+    seqs: list[int] = []
+
+    def use_case_that_fails_after_auditing() -> None:
+        with transaction(fresh_factory) as session:
+            entry = audit.record(session, ACTOR, "test.thing.doomed", entity_type="thing")
+            seqs.append(entry.seq)
+            raise LookupError("the use case failed after auditing")
+
+    with pytest.raises(LookupError, match="failed after auditing"):
+        use_case_that_fails_after_auditing()
+    assert seqs == [6]
     assert count_rows(fresh_factory) == 5
     assert head_of(fresh_factory) == (5, chain[-1].hash)
     with fresh_factory() as session:
-        assert session.execute(
-            select(AuditEntry).where(AuditEntry.action == "test.thing.doomed")
-        ).first() is None
+        assert (
+            session.execute(
+                select(AuditEntry).where(AuditEntry.action == "test.thing.doomed")
+            ).first()
+            is None
+        )
     # The next append reuses seq 6 and links to row 5.
     (entry,) = write_chain(fresh_factory, 1)
     assert (entry.seq, entry.prev_hash) == (6, chain[-1].hash)
@@ -344,6 +351,21 @@ def _insert_after_head_and_move_head(conn: Connection) -> None:
     conn.execute(update(HEAD).where(HEAD.c.id == 1).values(seq=6, hash="f" * 64))
 
 
+def _delete_tail_and_rewind_head(conn: Connection) -> None:
+    """Delete the newest row and move the head back onto the last remaining row."""
+    conn.execute(delete(LOG).where(LOG.c.seq == 5))
+    four = row(conn, 4)
+    conn.execute(update(HEAD).where(HEAD.c.id == 1).values(seq=4, hash=four["hash"]))
+
+
+def _forge_head_mac(conn: Connection) -> None:
+    conn.execute(update(HEAD).where(HEAD.c.id == 1).values(mac="0" * 64))
+
+
+def _delete_head_row(conn: Connection) -> None:
+    conn.execute(delete(HEAD))
+
+
 def _swap_rows_2_and_3(conn: Connection) -> None:
     conn.execute(text("UPDATE audit_log SET seq = -1 WHERE seq = 2"))
     conn.execute(text("UPDATE audit_log SET seq = 2 WHERE seq = 3"))
@@ -390,6 +412,24 @@ TAMPERING = {
         1,
         "truncated",
         "rows missing at the end: head says 5, chain ends at 0",
+    ),
+    "delete-tail-rewind-head": (
+        _delete_tail_and_rewind_head,
+        4,
+        "head_forged",
+        "the chain head was altered (bad MAC); rows at the end may be deleted",
+    ),
+    "forge-head-mac": (
+        _forge_head_mac,
+        5,
+        "head_forged",
+        "the chain head was altered (bad MAC); rows at the end may be deleted",
+    ),
+    "delete-head-row": (
+        _delete_head_row,
+        0,
+        "head_deleted",
+        "the chain head row was deleted",
     ),
     "insert-after-head": (
         _insert_after_head,
@@ -452,9 +492,7 @@ def test_a_validly_signed_replacement_breaks_the_link_to_the_next_row(
         values = row(conn, 3)
         values["actor_name"] = "伪造者"
         resigned = audit.compute_hash(AUDIT_TEST_KEY, AuditEntry(**values))
-        conn.execute(
-            update(LOG).where(LOG.c.seq == 3).values(actor_name="伪造者", hash=resigned)
-        )
+        conn.execute(update(LOG).where(LOG.c.seq == 3).values(actor_name="伪造者", hash=resigned))
     report = verify(fresh_factory)
     assert report.problem is not None
     assert (report.problem.seq, report.problem.kind, report.rows) == (4, "inserted", 4)
@@ -464,3 +502,16 @@ def test_a_validly_signed_replacement_breaks_the_link_to_the_next_row(
         "inserted",
         "row 4 does not follow the previous row (replaced or inserted)",
     )
+
+
+def test_wiping_the_log_and_its_head_is_caught(
+    fresh_engine: Engine,
+    fresh_factory: sessionmaker[Session],
+    chain: list[AuditEntry],
+    verify_cli: Callable[[], Result],
+) -> None:
+    with fresh_engine.begin() as conn:
+        conn.execute(delete(LOG))
+        conn.execute(delete(HEAD))
+    assert verify_cli().exit_code == 1
+    assert verify(fresh_factory).ok is False

@@ -93,10 +93,15 @@ def test_enqueue_in_a_rolled_back_transaction_leaves_no_job(
     registry = JobRegistry()
     handler = Recorder()
     registry.register("test.echo", handler)
-    with pytest.raises(RuntimeError, match="request failed"), transaction(factory) as session:
-        enqueue(session, "test.echo", {"k": 1})
-        session.flush()
-        raise RuntimeError("request failed")
+
+    def failing_request() -> None:
+        with transaction(factory) as session:
+            enqueue(session, "test.echo", {"k": 1})
+            session.flush()
+            raise RuntimeError("request failed")
+
+    with pytest.raises(RuntimeError, match="request failed"):
+        failing_request()
     assert job_count(factory) == 0
     assert run(factory, registry) == 0
     assert handler.calls == []
@@ -286,11 +291,16 @@ def test_after_commit_runs_only_after_commit(factory: sessionmaker[Session]) -> 
 
 def test_after_commit_never_runs_after_rollback(factory: sessionmaker[Session]) -> None:
     calls: list[str] = []
-    with pytest.raises(KeyError), transaction(factory) as session:
-        enqueue(session, "test.echo")
-        after_commit(session, lambda: calls.append("woken"))
-        session.flush()
-        raise KeyError("boom")
+
+    def failing_request() -> None:
+        with transaction(factory) as session:
+            enqueue(session, "test.echo")
+            after_commit(session, lambda: calls.append("woken"))
+            session.flush()
+            raise KeyError("boom")
+
+    with pytest.raises(KeyError, match="boom"):
+        failing_request()
     assert calls == []
     with transaction(factory) as session:
         enqueue(session, "test.other")
@@ -334,12 +344,36 @@ def test_after_commit_runs_once_per_commit(factory: sessionmaker[Session]) -> No
     assert calls == ["once"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: jobs.after_commit callbacks survive a rollback that issued no SQL: "
-    "the after_rollback listener only fires on a real DBAPI rollback, so the next commit "
-    "of the same session runs them",
-)
+def test_after_commit_is_dropped_by_a_rollback_before_any_flush(
+    factory: sessionmaker[Session],
+) -> None:
+    calls: list[str] = []
+    with factory() as session:
+        enqueue(session, "test.echo")
+        after_commit(session, lambda: calls.append("woken"))
+        session.rollback()
+        session.commit()
+    assert calls == []
+    assert job_count(factory) == 0
+
+
+def test_a_rolled_back_savepoint_keeps_the_outer_callbacks(
+    factory: sessionmaker[Session],
+) -> None:
+    calls: list[str] = []
+    with factory() as session:
+        enqueue(session, "test.outer")
+        after_commit(session, lambda: calls.append("outer"))
+        savepoint = session.begin_nested()
+        enqueue(session, "test.inner")
+        savepoint.rollback()
+        assert calls == []
+        session.commit()
+    assert calls == ["outer"]
+    with factory() as session:
+        assert list(session.execute(select(Job.name)).scalars()) == ["test.outer"]
+
+
 def test_after_commit_is_dropped_by_a_rollback_before_any_sql(
     factory: sessionmaker[Session],
 ) -> None:

@@ -20,7 +20,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Integer, String, select
@@ -131,14 +131,12 @@ def record(
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if head is None:
-        head = AuditChainHead(id=1, seq=0, hash=GENESIS, mac=head_mac(_key(session), 0, GENESIS))
-        session.add(head)
-        session.flush()
+        raise RuntimeError("audit_chain_head is missing: run `zhengshu audit verify`")
     # Microseconds are kept; the value must round-trip unchanged for the hash to verify.
     entry = AuditEntry(
         seq=head.seq + 1,
         id=new_id(),
-        occurred_at=clock.now(),
+        occurred_at=clock.now().astimezone(UTC),
         actor_kind=str(actor.kind),
         actor_id=actor.id,
         actor_name=actor.name,
@@ -163,7 +161,8 @@ class AuditProblem:
     """The first place where the chain does not hold."""
 
     seq: int
-    kind: str  # changed | deleted | inserted | truncated | head_forged
+    # changed | deleted | inserted | truncated | head_forged | head_deleted | anchor_mismatch
+    kind: str
     message_zh: str
     message_en: str
 
@@ -179,47 +178,72 @@ class AuditReport:
         return self.problem is None
 
 
-def verify(session: Session, *, key: bytes | None = None, batch: int = 2000) -> AuditReport:
-    """Walk the whole chain in seq order and report the first break."""
+def verify(
+    session: Session,
+    *,
+    key: bytes | None = None,
+    anchor: tuple[int, str] | None = None,
+    batch: int = 2000,
+) -> AuditReport:
+    """Walk the whole chain in seq order and report the first break.
+
+    ``anchor`` is a (seq, hash) pair saved outside the database by an earlier verify: the
+    chain must still hold that row unchanged, which catches a rollback of the whole log
+    to an earlier state (something no check inside the database alone can see).
+    """
     key = key or _key(session)
     head = session.get(AuditChainHead, 1)
-    head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
-    expected_seq, prev_hash, rows = 1, GENESIS, 0
+    if head is None:
+        return _report(
+            0, 0, 0, "head_deleted", "审计链头记录被删除", "the chain head row was deleted"
+        )
+    expected_seq, prev_hash, rows, anchored = 1, GENESIS, 0, anchor is None
     stream = session.execute(
         select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=batch)
     ).scalars()
     for entry in stream:
         rows += 1
-        problem = _check(entry, key, expected_seq, prev_hash, head_seq)
+        problem = _check(entry, key, expected_seq, prev_hash, head.seq)
         if problem:
-            return AuditReport(rows=rows, head_seq=head_seq, problem=problem)
+            return AuditReport(rows=rows, head_seq=head.seq, problem=problem)
+        if anchor is not None and entry.seq == anchor[0]:
+            anchored = hmac.compare_digest(entry.hash, anchor[1])
         expected_seq, prev_hash = entry.seq + 1, entry.hash
         session.expunge(entry)
-    if head is not None and not hmac.compare_digest(head.mac, head_mac(key, head.seq, head.hash)):
-        return AuditReport(
-            rows=rows,
-            head_seq=head_seq,
-            problem=AuditProblem(
-                seq=head_seq,
-                kind="head_forged",
-                message_zh="审计链头记录被改动（签名不符），末尾的记录可能已被删除",
-                message_en="the chain head was altered (bad MAC); rows at the end may be deleted",
-            ),
+    signed = head.seq == 0 and head.hash == GENESIS and not head.mac
+    if not signed and not hmac.compare_digest(head.mac, head_mac(key, head.seq, head.hash)):
+        return _report(
+            rows,
+            head.seq,
+            head.seq,
+            "head_forged",
+            "审计链头记录被改动（签名不符），末尾的记录可能已被删除",
+            "the chain head was altered (bad MAC); rows at the end may be deleted",
         )
-    if expected_seq - 1 != head_seq or prev_hash != head_hash:
-        return AuditReport(
-            rows=rows,
-            head_seq=head_seq,
-            problem=AuditProblem(
-                seq=expected_seq,
-                kind="truncated",
-                message_zh=f"审计链末尾缺失：链头记为第 {head_seq} 条，"
-                f"实际只到第 {expected_seq - 1} 条",
-                message_en=f"rows missing at the end: head says {head_seq}, "
-                f"chain ends at {expected_seq - 1}",
-            ),
+    if expected_seq - 1 != head.seq or prev_hash != head.hash:
+        return _report(
+            rows,
+            head.seq,
+            expected_seq,
+            "truncated",
+            f"审计链末尾缺失：链头记为第 {head.seq} 条，实际只到第 {expected_seq - 1} 条",
+            f"rows missing at the end: head says {head.seq}, chain ends at {expected_seq - 1}",
         )
-    return AuditReport(rows=rows, head_seq=head_seq, problem=None)
+    if not anchored:
+        assert anchor is not None
+        return _report(
+            rows,
+            head.seq,
+            anchor[0],
+            "anchor_mismatch",
+            f"与外部锚点不符：第 {anchor[0]} 条已不存在或被改动（日志可能被整体回退）",
+            f"row {anchor[0]} no longer matches the external anchor (log rolled back?)",
+        )
+    return AuditReport(rows=rows, head_seq=head.seq, problem=None)
+
+
+def _report(rows: int, head_seq: int, seq: int, kind: str, zh: str, en: str) -> AuditReport:
+    return AuditReport(rows=rows, head_seq=head_seq, problem=AuditProblem(seq, kind, zh, en))
 
 
 def _check(

@@ -85,6 +85,9 @@ def enqueue(
 
 def after_commit(session: Session, callback: Callable[[], None]) -> None:
     """Run ``callback`` once this session's transaction has committed (never on rollback)."""
+    if not session.in_transaction():
+        # Without a transaction a rollback fires no event and could not drop the callback.
+        session.begin()
     session.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 

@@ -6,6 +6,7 @@ code reads ``os.environ``.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -66,8 +67,10 @@ class Settings(BaseSettings):
             return path.read_text(encoding="utf-8").strip()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         key = secrets.token_urlsafe(48)
-        path.write_text(key, encoding="utf-8")
-        path.chmod(0o600)
+        # Created 0600 from the start: never readable by others, not even for a moment.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(key)
         return key
 
     def resolved_audit_key(self) -> bytes:
@@ -90,7 +93,10 @@ def parse_work_periods(value: str) -> list[tuple[int, int]]:
 
 def _minutes(text: str) -> int:
     hours_s, _, minutes_s = text.strip().partition(":")
-    hours, minutes = int(hours_s), int(minutes_s or 0)
+    try:
+        hours, minutes = int(hours_s), int(minutes_s or 0)
+    except ValueError as exc:
+        raise ValueError(f"时间应为 HH:MM / bad time: {text!r}") from exc
     value = hours * 60 + minutes
     if not (0 <= minutes < 60 and hours >= 0 and value <= 24 * 60):
         raise ValueError(f"时间超出范围 / time out of range: {text!r}")

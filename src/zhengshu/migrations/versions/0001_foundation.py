@@ -27,6 +27,11 @@ def upgrade() -> None:
         sa.Column("mac", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_chain_head")),
     )
+    # The chain's head exists from the start (unsigned while the chain is empty), so a
+    # deleted head row is tampering, not a fresh installation.
+    op.execute(
+        "INSERT INTO audit_chain_head (id, seq, hash, mac) VALUES (1, 0, '" + "0" * 64 + "', '')"
+    )
     op.create_table(
         "audit_log",
         sa.Column("seq", sa.Integer(), autoincrement=False, nullable=False),
