@@ -60,8 +60,9 @@ def api_login(client: TestClient, *, username: str, password: str = PASSWORD) ->
 
 
 def bearer(app: Any, token: str) -> TestClient:
-    return TestClient(app, base_url="http://testserver",
-                      headers={"Authorization": f"Bearer {token}"})
+    return TestClient(
+        app, base_url="http://testserver", headers={"Authorization": f"Bearer {token}"}
+    )
 
 
 # --- web login ------------------------------------------------------------------------
@@ -249,16 +250,24 @@ def test_logout_with_csrf_token_ends_the_session_for_good(
     home = client.get("/", follow_redirects=False)
     assert home.status_code == 303
     assert home.headers["location"] == "/login?next=/"
-    with TestClient(app, base_url="http://testserver",
-                    cookies={SESSION_COOKIE: old_cookie}) as replay:
+    with TestClient(
+        app, base_url="http://testserver", cookies={SESSION_COOKIE: old_cookie}
+    ) as replay:
         again = replay.get("/", follow_redirects=False)
     assert again.status_code == 303
     assert again.headers["location"] == "/login?next=/"
 
 
-def test_bearer_requests_need_no_csrf_token(api: Api) -> None:
-    response = api("dc.admin").post("/logout", follow_redirects=False)
+def test_bearer_form_posts_need_no_csrf_token(db: Session, api: Api) -> None:
+    """CSRF rides on cookies; a request that carries its own bearer token cannot be forged."""
+    dc = unit_by_code(db, "441900003000")
+    response = api("dc.admin").post(
+        "/admin/units/new",
+        data={"parent_id": str(dc.id), "kind": "community", "code": "441900003901", "name": "新城"},
+        follow_redirects=False,
+    )
     assert response.status_code == 303
+    assert unit_by_code(db, "441900003901").parent_id == dc.id
 
 
 # --- deactivation --------------------------------------------------------------------

@@ -85,6 +85,10 @@ def all_units(session: Session, principal: Principal) -> list[Unit]:
     return list(session.execute(query).scalars())
 
 
+def children(session: Session, unit: Unit) -> list[Unit]:
+    return list(session.execute(select(Unit).where(Unit.parent_id == unit.id)).scalars())
+
+
 def subtree(session: Session, unit: Unit) -> list[Unit]:
     query = select(Unit).where(Unit.path.startswith(unit.path)).order_by(Unit.depth)
     return list(session.execute(query).scalars())

@@ -141,12 +141,26 @@ def update_unit(
         unit.sort_order = data.sort_order
     if data.active is not None:
         unit.active = data.active
-    if data.kind is not None and data.kind.value != unit.kind:
-        parent = session.get(Unit, unit.parent_id) if unit.parent_id else None
-        _check_parent(data.kind, parent)
-        unit.kind = data.kind.value
-    if data.parent_id is not None and data.parent_id != unit.parent_id:
-        _move(session, actor, unit, data.parent_id)
+    moving = data.parent_id is not None and data.parent_id != unit.parent_id
+    if (data.kind is not None and data.kind.value != unit.kind) or moving:
+        # Check the unit's kind as it will be against the parent it will have, and its
+        # children against that kind, before changing anything.
+        kind = data.kind or UnitKind(unit.kind)
+        if moving:
+            assert data.parent_id is not None
+            parent: Unit | None = repository.get_unit(session, actor, data.parent_id)
+            if parent.path.startswith(unit.path):
+                raise InvalidInput(
+                    "不能把单位移到它自己的下级", "cannot move a unit under its own subtree"
+                )
+        else:
+            parent = session.get(Unit, unit.parent_id) if unit.parent_id else None
+        _check_parent(kind, parent)
+        _check_children_fit(session, unit, kind)
+        unit.kind = kind.value
+        if moving:
+            assert parent is not None
+            _move(session, actor, unit, parent)
     unit.updated_at = clock.now()
     session.flush()
     audit.record(
@@ -161,12 +175,18 @@ def update_unit(
     return unit
 
 
-def _move(session: Session, actor: Principal, unit: Unit, parent_id: uuid.UUID) -> None:
-    parent = repository.get_unit(session, actor, parent_id)
+def _check_children_fit(session: Session, unit: Unit, kind: UnitKind) -> None:
+    for child in repository.children(session, unit):
+        if kind not in ALLOWED_PARENTS[UnitKind(child.kind)]:
+            raise InvalidInput(
+                f"“{unit.name}”下有{UnitKind(child.kind).label}“{child.name}”，不能改为{kind.label}",
+                f"a {child.kind} below cannot sit under a {kind.value}",
+                code="bad_parent",
+            )
+
+
+def _move(session: Session, actor: Principal, unit: Unit, parent: Unit) -> None:
     policy.check_unit_write(actor, parent.path)
-    if parent.path.startswith(unit.path):
-        raise InvalidInput("不能把单位移到它自己的下级", "cannot move a unit under its own subtree")
-    _check_parent(UnitKind(unit.kind), parent)
     old_path, old_depth = unit.path, unit.depth
     descendants = [u for u in repository.subtree(session, unit) if u.id != unit.id]
     _place(unit, parent)
