@@ -37,16 +37,24 @@ def main() -> None:
         settings = Settings(database_url=url, data_dir=Path(tmp), secret_key="bench")
         engine = make_engine(settings)
         migrate.upgrade(engine)
-        factory = sessionmaker(bind=engine, expire_on_commit=False,
-                               info={audit.AUDIT_KEY: b"bench-key"})
+        factory = sessionmaker(
+            bind=engine, expire_on_commit=False, info={audit.AUDIT_KEY: b"bench-key"}
+        )
         actor = system_principal("bench")
         after = {"name": "东城街道", "code": "441900003000", "roles": ["handler"]}
 
         started = time.perf_counter()
         for i in range(ROWS):
             session = open_session(factory, write=True)
-            audit.record(session, actor, "bench.change", entity_type="bench", entity_id=i,
-                         before=None, after=after)
+            audit.record(
+                session,
+                actor,
+                "bench.change",
+                entity_type="bench",
+                entity_id=i,
+                before=None,
+                after=after,
+            )
             session.commit()
             session.close()
         chain_s = time.perf_counter() - started
@@ -54,11 +62,24 @@ def main() -> None:
         started = time.perf_counter()
         for i in range(ROWS):
             session = open_session(factory, write=True)
-            session.execute(insert(audit.AuditEntry).values(
-                seq=10_000_000 + i, id=uuid.uuid4(), occurred_at=audit.clock.now(),
-                actor_kind="system", actor_id=None, actor_name="bench", ip=None,
-                action="bench.plain", entity_type="bench", entity_id=str(i), before=None,
-                after=after, prev_hash="0" * 64, hash="0" * 64))
+            session.execute(
+                insert(audit.AuditEntry).values(
+                    seq=10_000_000 + i,
+                    id=uuid.uuid4(),
+                    occurred_at=audit.clock.now(),
+                    actor_kind="system",
+                    actor_id=None,
+                    actor_name="bench",
+                    ip=None,
+                    action="bench.plain",
+                    entity_type="bench",
+                    entity_id=str(i),
+                    before=None,
+                    after=after,
+                    prev_hash="0" * 64,
+                    hash="0" * 64,
+                )
+            )
             session.commit()
             session.close()
         plain_s = time.perf_counter() - started

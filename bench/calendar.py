@@ -24,8 +24,10 @@ def baseline(start: date, days: int) -> date:
 
 def main() -> None:
     rng = random.Random(12345)
-    cases = [(date(2025, 1, 1) + timedelta(days=rng.randrange(600)), rng.choice([1, 3, 5, 10, 15, 30]))
-             for _ in range(N)]
+    cases = [
+        (date(2025, 1, 1) + timedelta(days=rng.randrange(600)), rng.choice([1, 3, 5, 10, 15, 30]))
+        for _ in range(N)
+    ]
     calendar = WorkCalendar()
     started = time.perf_counter()
     ours = [calendar.add_working_days(s, n).value for s, n in cases]

@@ -72,8 +72,12 @@ def create_database(tmp: Path) -> TestDatabase:
 
 
 def make_settings(url: str, data_dir: Path) -> Settings:
-    return Settings(database_url=url, data_dir=data_dir, secret_key="test-secret",
-                    audit_key=AUDIT_TEST_KEY.decode())
+    return Settings(
+        database_url=url,
+        data_dir=data_dir,
+        secret_key="test-secret",
+        audit_key=AUDIT_TEST_KEY.decode(),
+    )
 
 
 def factory_for(bind: Engine | Connection, **kw: Any) -> sessionmaker[Session]:
@@ -192,8 +196,9 @@ def api(app: Any, db: Session, settings: Settings) -> Callable[[str], TestClient
         assert person is not None, username
         token, _ = issue_login_token(db, settings, person=person, ip="127.0.0.1")
         db.commit()
-        test_client = TestClient(app, base_url="http://testserver",
-                                 headers={"Authorization": f"Bearer {token}"})
+        test_client = TestClient(
+            app, base_url="http://testserver", headers={"Authorization": f"Bearer {token}"}
+        )
         clients.append(test_client)
         return test_client
 
