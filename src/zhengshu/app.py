@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -76,7 +77,12 @@ def _error_response(
         }
         return JSONResponse(body, status_code=status)
     if status == 401:
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
+    if getattr(request.state, "identity", None) is None:
+        # No route dependency ran (an unknown URL): find the login anyway, so the error
+        # page keeps the signed-in shell (nav, name, 退出) instead of looking logged out.
+        org_web.attach_shell(request)
     return render(
         request,
         "web/error.html",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import timedelta
 from typing import Annotated
@@ -14,15 +15,23 @@ from zhengshu.kernel import clock
 from zhengshu.kernel.authz import Principal
 from zhengshu.kernel.calendar import SHANGHAI
 from zhengshu.kernel.calendar_store import load_calendar
+from zhengshu.kernel.db import transaction
 from zhengshu.kernel.errors import InvalidInput, NotAuthenticated
 from zhengshu.kernel.settings import parse_work_periods
 from zhengshu.org import repository, service
-from zhengshu.org.auth import authenticate, end_web_session, start_web_session
+from zhengshu.org.auth import (
+    authenticate,
+    end_web_session,
+    resolve_web_session,
+    start_web_session,
+)
 from zhengshu.org.deps import DB, SESSION_COOKIE, AppSettings, MaybeActor, client_ip, count_login
 from zhengshu.org.models import Person, Unit
 from zhengshu.org.roles import ROLE_LABELS, UNIT_KIND_LABELS, Role, UnitKind
 from zhengshu.org.schemas import PersonCreate, PersonUpdate, UnitCreate, UnitUpdate
 from zhengshu.web import render
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 
@@ -52,16 +61,36 @@ HOME_TILES = [
 ]
 
 
-def page_actor(request: Request, actor: MaybeActor) -> Principal:
-    """A logged-in person for a page (else redirect to login); sets the nav."""
-    if actor is None:
-        raise NotAuthenticated("请先登录", "login required")
+def _set_nav(request: Request, actor: Principal) -> None:
     request.state.nav = [
         {"href": href, "label": label}
         for perm, href, label in NAV
         if perm is None or actor.can(perm)
     ]
+
+
+def page_actor(request: Request, actor: MaybeActor) -> Principal:
+    """A logged-in person for a page (else redirect to login); sets the nav."""
+    if actor is None:
+        raise NotAuthenticated("请先登录", "login required")
+    _set_nav(request, actor)
     return actor
+
+
+def attach_shell(request: Request) -> None:
+    """For error pages outside any route: look up the session cookie (read-only) and set
+    the identity and nav; any failure leaves the page anonymous rather than failing it."""
+    try:
+        with transaction(request.app.state.sessionmaker, write=False) as db:
+            identity = resolve_web_session(
+                db, request.cookies.get(SESSION_COOKIE), ip=client_ip(request)
+            )
+    except Exception:
+        log.exception("could not look up the session for an error page")
+        return
+    if identity is not None:
+        request.state.identity = identity
+        _set_nav(request, identity.principal)
 
 
 PageActor = Annotated[Principal, Depends(page_actor)]
@@ -243,6 +272,8 @@ def unit_new_page(
             "title": "新增单位",
             "unit": None,
             "parent": parent,
+            # A town's own root names the city as its parent, which the town may not open.
+            "parent_visible": parent is not None and actor.covers(parent.path),
             "kinds": list(UnitKind),
             "kind_labels": UNIT_KIND_LABELS,
         },

@@ -146,10 +146,11 @@ def update_unit(
         # Check the unit's kind as it will be against the parent it will have, and its
         # children against that kind, before changing anything.
         kind = data.kind or UnitKind(unit.kind)
+        parent: Unit | None
         if moving:
             assert data.parent_id is not None
-            parent: Unit | None = repository.get_unit(session, actor, data.parent_id)
-            if parent.path.startswith(unit.path):
+            parent = target = repository.get_unit(session, actor, data.parent_id)
+            if target.path.startswith(unit.path):
                 raise InvalidInput(
                     "不能把单位移到它自己的下级", "cannot move a unit under its own subtree"
                 )
