@@ -23,6 +23,7 @@ from zhengshu.kernel.db import make_engine, make_sessionmaker
 from zhengshu.kernel.errors import DomainError, stale
 from zhengshu.kernel.metrics import Metrics
 from zhengshu.kernel.settings import Settings
+from zhengshu.modules.hotline import routes_api as hotline_api
 from zhengshu.org import routes_api as org_api
 from zhengshu.org import routes_web as org_web
 from zhengshu.web import make_environment, render
@@ -208,6 +209,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(packages=[("zhengshu.web", "static")]), name="static")
     app.include_router(org_api.router)
+    app.include_router(hotline_api.router)
     app.include_router(org_web.router)
     app.include_router(admin_api.router)
     app.include_router(admin_web.router)

@@ -289,6 +289,11 @@ class WorkCalendar:
         self._periods: tuple[tuple[time, time], ...] = self._check_periods(work_periods)
         self._memo: dict[date, DayInfo] = {}
 
+    @property
+    def work_periods(self) -> tuple[tuple[time, time], ...]:
+        """Office hours of a working day, local time, in order."""
+        return self._periods
+
     @staticmethod
     def _check_periods(periods: Sequence[tuple[time, time]]) -> tuple[tuple[time, time], ...]:
         checked = tuple((start, end) for start, end in periods)

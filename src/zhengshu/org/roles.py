@@ -86,9 +86,27 @@ ROLE_LABELS = {
 
 _READ_ORG = {"org:unit:read", "org:person:read", "kernel:calendar:read"}
 
+_HANDLE = {
+    "hotline:order:read",
+    "hotline:order:sign_for",
+    "hotline:order:return",
+    "hotline:order:handle",
+    "hotline:order:reply",
+    "hotline:extension:request",
+    "hotline:requester:reveal",
+}
+
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.CALL_TAKER: frozenset(
-        _READ_ORG | {"hotline:order:register", "hotline:order:read", "hotline:order:answer"}
+        _READ_ORG
+        | {
+            "hotline:order:register",
+            "hotline:order:read",
+            "hotline:order:answer",
+            "hotline:order:transfer",
+            "hotline:order:merge",
+            "hotline:requester:reveal",
+        }
     ),
     Role.DISPATCHER: frozenset(
         _READ_ORG
@@ -98,33 +116,23 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
             "hotline:order:review_return",
             "hotline:extension:decide",
             "hotline:order:merge",
+            "hotline:order:transfer",
+            "hotline:order:suspend",
+            "hotline:requester:reveal",
         }
     ),
-    Role.HANDLER: frozenset(
-        _READ_ORG
-        | {
-            "hotline:order:read",
-            "hotline:order:sign_for",
-            "hotline:order:return",
-            "hotline:order:handle",
-            "hotline:order:reply",
-            "hotline:extension:request",
-        }
-    ),
+    Role.HANDLER: frozenset(_READ_ORG | _HANDLE),
     Role.UNIT_LEADER: frozenset(
+        _READ_ORG | _HANDLE | {"hotline:order:assign", "hotline:report:read"}
+    ),
+    Role.CALLBACK_AGENT: frozenset(
         _READ_ORG
         | {
             "hotline:order:read",
-            "hotline:order:sign_for",
-            "hotline:order:return",
-            "hotline:order:handle",
-            "hotline:order:reply",
-            "hotline:extension:request",
-            "hotline:order:assign",
-            "hotline:report:read",
+            "hotline:order:callback",
+            "hotline:requester:reveal",
         }
     ),
-    Role.CALLBACK_AGENT: frozenset(_READ_ORG | {"hotline:order:read", "hotline:order:callback"}),
     Role.SUPERVISOR: frozenset(
         _READ_ORG
         | {

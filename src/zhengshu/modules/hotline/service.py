@@ -1,0 +1,503 @@
+"""Use cases of 12345 work orders, on the case engine.
+
+Each takes ``session`` and ``actor`` first and a ``HotlineConfig``; validates, checks
+the workflow and jurisdiction, writes, audits (through the engine) and never commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from zhengshu.casework import engine
+from zhengshu.casework.definitions import Limit, Workflow, load_workflow
+from zhengshu.casework.engine import Move
+from zhengshu.casework.models import Case, CaseEvent
+from zhengshu.kernel import audit, clock
+from zhengshu.kernel.authz import Principal
+from zhengshu.kernel.calendar import WorkCalendar
+from zhengshu.kernel.calendar_store import load_calendar
+from zhengshu.kernel.errors import Conflict, InvalidInput, not_found
+from zhengshu.kernel.settings import Settings, parse_work_periods
+from zhengshu.modules.hotline import repository
+from zhengshu.modules.hotline.catalogue import categories
+from zhengshu.modules.hotline.models import Order
+from zhengshu.modules.hotline.schemas import ActionRequest, OrderCreate
+from zhengshu.org import repository as org_repository
+from zhengshu.org.models import Unit
+from zhengshu.org.roles import TOWN_LEVEL, VILLAGE_LEVEL, UnitKind
+
+CASE_TYPE = "hotline"
+# After this many reworks an order goes to formal supervision (督办).
+REWORK_SUPERVISION_THRESHOLD = 3
+
+
+@dataclass(frozen=True)
+class HotlineConfig:
+    number_prefix: str
+    work_periods: list[tuple[int, int]]
+    workflow_dir: Path | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HotlineConfig:
+        return cls(
+            number_prefix=settings.city_prefix,
+            work_periods=parse_work_periods(settings.work_periods),
+            workflow_dir=settings.data_dir / "workflows",
+        )
+
+    def workflow(self) -> Workflow:
+        return load_workflow(CASE_TYPE, self.workflow_dir)
+
+    def calendar(self, session: Session) -> WorkCalendar:
+        return load_calendar(session, self.work_periods)
+
+
+def register_order(
+    session: Session,
+    actor: Principal,
+    *,
+    config: HotlineConfig,
+    data: OrderCreate,
+    source_token_id: uuid.UUID | None = None,
+) -> tuple[Case, Order]:
+    """受理: take a request in from any channel. ``hotline:order:register`` (call-takers)
+    or ``hotline:order:push`` (partner systems such as the 110 platform). Opens the case
+    with its dispatch clock running; audited; emergencies get the shortest limits."""
+    if not (actor.can("hotline:order:register") or actor.can("hotline:order:push")):
+        actor.require("hotline:order:register")
+    if data.location_unit_id is not None:
+        location = session.get(Unit, data.location_unit_id)
+        if location is None or UnitKind(location.kind) not in TOWN_LEVEL | VILLAGE_LEVEL:
+            raise InvalidInput(
+                "所属镇街/村居无效", "location must be a town or village unit", code="bad_location"
+            )
+    title = data.title or _title_of(data.content)
+    case = engine.open_case(
+        session,
+        actor,
+        workflow=config.workflow(),
+        calendar=config.calendar(session),
+        number_prefix=config.number_prefix,
+        title=title,
+        request_type=data.request_type.value,
+        urgency=data.urgency.value,
+        category=data.category,
+        data={"channel": data.channel.value, "external_ref": data.external_ref},
+    )
+    order = Order(
+        id=case.id,
+        channel=data.channel.value,
+        requester_name=data.requester_name,
+        requester_phone=data.requester_phone,
+        requester_id_number=data.requester_id_number,
+        address=data.address,
+        location_unit_id=data.location_unit_id,
+        content=data.content,
+        external_ref=data.external_ref,
+        source_token_id=source_token_id,
+    )
+    session.add(order)
+    session.flush()
+    return case, order
+
+
+def _title_of(content: str) -> str:
+    first = content.strip().splitlines()[0]
+    return first[:30] + ("…" if len(first) > 30 else "")
+
+
+def act(
+    session: Session,
+    actor: Principal,
+    *,
+    config: HotlineConfig,
+    order_id: uuid.UUID,
+    action: str,
+    request: ActionRequest,
+) -> CaseEvent:
+    """Take one workflow action on an order the actor can see. The workflow decides the
+    allowed states and permission; this adds what each action means for a work order."""
+    case, order = repository.get_order(session, actor, order_id)
+    workflow, calendar = config.workflow(), config.calendar(session)
+    handler = _ACTIONS.get(action)
+    if handler is None:
+        if action not in workflow.actions:
+            raise not_found("操作", "action")
+        return engine.transition(
+            session, actor, case, action, workflow=workflow, calendar=calendar, move=_plain(request)
+        )
+    return handler(session, actor, case, order, workflow, calendar, request)
+
+
+def _plain(request: ActionRequest, **extra: Any) -> Move:
+    return Move(note=request.note, expected_version=request.version, **extra)
+
+
+def _unit(session: Session, unit_id: uuid.UUID | None) -> Unit:
+    if unit_id is None:
+        raise InvalidInput("请选择承办单位", "choose a handling unit", code="unit_required")
+    unit = session.get(Unit, unit_id)
+    if unit is None or not unit.active:
+        raise InvalidInput("承办单位不存在或已停用", "unknown or inactive unit", code="bad_unit")
+    if UnitKind(unit.kind) is UnitKind.CITY:
+        raise InvalidInput(
+            "不能派给市本级，请选择部门或镇街", "dispatch to a department or town", code="bad_unit"
+        )
+    return unit
+
+
+def _dispatch(
+    session: Session,
+    actor: Principal,
+    case: Case,
+    order: Order,
+    workflow: Workflow,
+    calendar: WorkCalendar,
+    request: ActionRequest,
+) -> CaseEvent:
+    lead = _unit(session, request.unit_id)
+    co = [_unit(session, uid) for uid in request.co_unit_ids]
+    action = "dispatch" if case.status == "registered" else "redispatch"
+    return engine.transition(
+        session,
+        actor,
+        case,
+        action,
+        workflow=workflow,
+        calendar=calendar,
+        move=_plain(
+            request,
+            lead_unit=lead,
+            co_units=co,
+            restart_clock=True,
+            data={"lead_unit": lead.name, "co_units": [u.name for u in co]},
+        ),
+    )
+
+
+def _pass_down(
+    session: Session,
+    actor: Principal,
+    case: Case,
+    order: Order,
+    workflow: Workflow,
+    calendar: WorkCalendar,
+    request: ActionRequest,
+) -> CaseEvent:
+    """A town passes its order on to one of its villages / communities (or offices)."""
+    target = _unit(session, request.unit_id)
+    current = session.get(Unit, case.lead_unit_id) if case.lead_unit_id else None
+    if current is None or target.parent_id != current.id:
+        raise InvalidInput(
+            "只能下派给本单位的下级村（社区）或内设机构",
+            "pass down only to a unit directly below the lead unit",
+            code="bad_unit",
+        )
+    return engine.transition(
+        session,
+        actor,
+        case,
+        "pass_down",
+        workflow=workflow,
+        calendar=calendar,
+        move=_plain(request, lead_unit=target, restart_clock=True, data={"lead_unit": target.name}),
+    )
+
+
+def _extension(
+    session: Session,
+    actor: Principal,
+    case: Case,
+    order: Order,
+    workflow: Workflow,
+    calendar: WorkCalendar,
+    request: ActionRequest,
+) -> CaseEvent:
+    if not request.extension:
+        raise InvalidInput(
+            "请填写延期时长，如 3wd（3 个工作日）",
+            "extension required, e.g. 3wd",
+            code="extension_required",
+        )
+    extra = Limit.parse(request.extension)
+    return engine.transition(
+        session,
+        actor,
+        case,
+        "request_extension",
+        workflow=workflow,
+        calendar=calendar,
+        move=_plain(request, data={"extension": request.extension, "label": extra.label}),
+    )
+
+
+def _approve_extension(
+    session: Session,
+    actor: Principal,
+    case: Case,
+    order: Order,
+    workflow: Workflow,
+    calendar: WorkCalendar,
+    request: ActionRequest,
+) -> CaseEvent:
+    asked = _requested_extension(session, case)
+    extra = Limit.parse(request.extension) if request.extension else asked
+    if extra is None:
+        raise InvalidInput("找不到延期申请", "no extension request found")
+    return engine.transition(
+        session,
+        actor,
+        case,
+        "approve_extension",
+        workflow=workflow,
+        calendar=calendar,
+        move=_plain(
+            request,
+            extension=extra,
+            data={"extension": f"{extra.amount}{extra.unit}", "label": extra.label},
+        ),
+    )
+
+
+def _requested_extension(session: Session, case: Case) -> Limit | None:
+    for event, _ in reversed(repository.timeline(session, case.id)):
+        if event.action == "request_extension" and event.data:
+            return Limit.parse(str(event.data["extension"]))
+    return None
+
+
+def _reply(
+    session: Session,
+    actor: Principal,
+    case: Case,
+    order: Order,
+    workflow: Workflow,
+    calendar: WorkCalendar,
+    request: ActionRequest,
+) -> CaseEvent:
+    event = engine.transition(
+        session, actor, case, "reply", workflow=workflow, calendar=calendar, move=_plain(request)
+    )
+    order.reply_text, order.replied_at = request.note, clock.now()
+    return event
+
+
+def _answer(
+    session: Session,
+    actor: Principal,
+    case: Case,
+    order: Order,
+    workflow: Workflow,
+    calendar: WorkCalendar,
+    request: ActionRequest,
+) -> CaseEvent:
+    event = engine.transition(
+        session,
+        actor,
+        case,
+        "answer_directly",
+        workflow=workflow,
+        calendar=calendar,
+        move=_plain(request),
+    )
+    order.answer = request.note
+    return event
+
+
+def _callback(
+    session: Session,
+    actor: Principal,
+    case: Case,
+    order: Order,
+    workflow: Workflow,
+    calendar: WorkCalendar,
+    request: ActionRequest,
+) -> CaseEvent:
+    """回访: "solved?" is asked apart from satisfaction; unsolved or dissatisfied goes back
+    to the unit (重办) unless the agent closes it with a note; after three reworks the
+    order goes to formal supervision."""
+    if request.solved is None or request.satisfaction is None:
+        raise InvalidInput(
+            "回访须记录是否解决和满意度",
+            "callback needs solved and satisfaction",
+            code="callback_incomplete",
+        )
+    data = {"solved": request.solved, "satisfaction": request.satisfaction.value}
+    order.solved, order.satisfaction = request.solved, request.satisfaction.value
+    order.called_back_at = clock.now()
+    if request.solved and request.satisfaction.counts_as_satisfied:
+        event = engine.transition(
+            session,
+            actor,
+            case,
+            "close",
+            workflow=workflow,
+            calendar=calendar,
+            move=_plain(request, data=data),
+        )
+        engine.close_supervisions(session, case)
+        return event
+    case.rework_count += 1
+    event = engine.transition(
+        session,
+        actor,
+        case,
+        "rework",
+        workflow=workflow,
+        calendar=calendar,
+        move=_plain(request, data={**data, "rework": case.rework_count}),
+    )
+    if case.rework_count >= REWORK_SUPERVISION_THRESHOLD:
+        engine.open_supervision(
+            session,
+            actor,
+            case,
+            calendar=calendar,
+            kind="supervise",
+            level=max(1, case.escalation_level + 1),
+            reason=f"已重办 {case.rework_count} 次",
+        )
+    return event
+
+
+def _close(
+    session: Session,
+    actor: Principal,
+    case: Case,
+    order: Order,
+    workflow: Workflow,
+    calendar: WorkCalendar,
+    request: ActionRequest,
+) -> CaseEvent:
+    return _callback(session, actor, case, order, workflow, calendar, request)
+
+
+def _transfer(
+    session: Session,
+    actor: Principal,
+    case: Case,
+    order: Order,
+    workflow: Workflow,
+    calendar: WorkCalendar,
+    request: ActionRequest,
+) -> CaseEvent:
+    if request.target is None:
+        raise InvalidInput(
+            "请选择移交对象 110 / 119 / 120", "choose 110, 119 or 120", code="target_required"
+        )
+    event = engine.transition(
+        session,
+        actor,
+        case,
+        "transfer_emergency",
+        workflow=workflow,
+        calendar=calendar,
+        move=_plain(request, data={"target": request.target.value}),
+    )
+    order.transferred_to = request.target.value
+    return event
+
+
+def _merge(
+    session: Session,
+    actor: Principal,
+    case: Case,
+    order: Order,
+    workflow: Workflow,
+    calendar: WorkCalendar,
+    request: ActionRequest,
+) -> CaseEvent:
+    """并单: a duplicate follows its parent's handling and is answered with it."""
+    if not request.parent_number:
+        raise InvalidInput(
+            "请填写主工单编号", "parent order number required", code="parent_required"
+        )
+    parent_case, _ = repository.get_by_number(session, actor, request.parent_number)
+    if parent_case.id == case.id or parent_case.parent_id is not None:
+        raise InvalidInput(
+            "不能并入自身或已被合并的工单",
+            "cannot merge into itself or a merged order",
+            code="bad_parent",
+        )
+    if workflow.state(parent_case.status).final:
+        raise Conflict("主工单已办结，不能并入", "the parent order is finished", code="wrong_state")
+    case.parent_id = parent_case.id
+    event = engine.transition(
+        session,
+        actor,
+        case,
+        "merge",
+        workflow=workflow,
+        calendar=calendar,
+        move=_plain(request, data={"parent": parent_case.number}),
+    )
+    engine.add_note(
+        session,
+        actor,
+        parent_case,
+        action="merged_in",
+        label="并入重复工单",
+        data={"child": case.number},
+    )
+    return event
+
+
+_ACTIONS = {
+    "dispatch": _dispatch,
+    "redispatch": _dispatch,
+    "pass_down": _pass_down,
+    "request_extension": _extension,
+    "approve_extension": _approve_extension,
+    "reply": _reply,
+    "answer_directly": _answer,
+    "callback": _callback,
+    "close": _close,
+    "rework": _callback,
+    "transfer_emergency": _transfer,
+    "merge": _merge,
+}
+
+
+def reveal(session: Session, actor: Principal, *, order_id: uuid.UUID) -> Order:
+    """Show a requester's full phone and ID number: ``hotline:requester:reveal``; every
+    reveal is an audit row and a timeline entry."""
+    actor.require("hotline:requester:reveal")
+    case, order = repository.get_order(session, actor, order_id)
+    engine.add_note(session, actor, case, action="reveal", label="查看诉求人完整信息")
+    audit.record(
+        session,
+        actor,
+        "hotline.reveal",
+        entity_type="case",
+        entity_id=case.id,
+        after={"fields": ["requester_phone", "requester_id_number"]},
+    )
+    return order
+
+
+def available_actions(
+    session: Session, actor: Principal, case: Case, workflow: Workflow
+) -> list[str]:
+    """The actions this actor could take now (for buttons; the engine re-checks)."""
+    lead = engine.lead_path(session, case)
+    names = []
+    for action in workflow.available(case.status):
+        if not actor.can(action.permission):
+            continue
+        if action.by_lead_unit and not actor.covers(lead):
+            continue
+        names.append(action.name)
+    return names
+
+
+def default_unit(session: Session, category: str | None) -> Unit | None:
+    """The department that usually leads on a category (the dispatcher's first guess)."""
+    info = categories().get(category or "")
+    if info is None or info.unit_code is None:
+        return None
+    return org_repository.unit_by_code(session, info.unit_code)

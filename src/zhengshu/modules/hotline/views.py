@@ -1,0 +1,123 @@
+"""Turning cases and orders into what the API and pages show (masking included)."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from zhengshu.casework.definitions import Workflow
+from zhengshu.casework.models import Case
+from zhengshu.kernel.authz import Principal
+from zhengshu.modules.hotline import repository, service
+from zhengshu.modules.hotline.catalogue import categories
+from zhengshu.modules.hotline.models import Order
+from zhengshu.modules.hotline.schemas import (
+    OrderListItem,
+    OrderRead,
+    TimelineItem,
+    UnitRef,
+)
+
+
+def mask_phone(phone: str) -> str:
+    """138****5678: enough for the requester to recognise, not enough to call."""
+    if len(phone) >= 7:
+        return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+    return "*" * len(phone)
+
+
+def mask_id(number: str | None) -> str | None:
+    if not number:
+        return number
+    return number[:6] + "********" + number[-4:]
+
+
+def order_read(
+    session: Session,
+    actor: Principal,
+    case: Case,
+    order: Order,
+    workflow: Workflow,
+    *,
+    revealed: bool = False,
+) -> OrderRead:
+    parent = session.get(Case, case.parent_id) if case.parent_id else None
+    category = categories().get(case.category or "")
+    return OrderRead(
+        id=case.id,
+        number=case.number,
+        status=case.status,
+        status_label=workflow.state(case.status).label,
+        channel=order.channel,
+        request_type=case.request_type,
+        category=case.category,
+        category_name=category.name if category else None,
+        urgency=case.urgency,
+        title=case.title,
+        content=order.content,
+        requester_name=order.requester_name,
+        requester_phone=order.requester_phone if revealed else mask_phone(order.requester_phone),
+        requester_id_number=order.requester_id_number
+        if revealed
+        else mask_id(order.requester_id_number),
+        address=order.address,
+        location_unit_id=order.location_unit_id,
+        external_ref=order.external_ref,
+        lead_unit_id=case.lead_unit_id,
+        units=[
+            UnitRef(id=cu.unit_id, name=name, role=cu.role)
+            for cu, name in repository.case_units(session, case.id)
+        ],
+        due_at=case.due_at,
+        warn_at=case.warn_at,
+        due_provisional=case.due_provisional,
+        warning_level=case.warning_level,
+        escalation_level=case.escalation_level,
+        rework_count=case.rework_count,
+        parent_number=parent.number if parent else None,
+        answer=order.answer,
+        reply_text=order.reply_text,
+        solved=order.solved,
+        satisfaction=order.satisfaction,
+        created_at=case.created_at,
+        closed_at=case.closed_at,
+        version=case.version,
+        actions=service.available_actions(session, actor, case, workflow),
+        masked=not revealed,
+    )
+
+
+def list_item(case: Case, order: Order, lead_name: str | None, workflow: Workflow) -> OrderListItem:
+    category = categories().get(case.category or "")
+    return OrderListItem(
+        id=case.id,
+        number=case.number,
+        status=case.status,
+        status_label=workflow.state(case.status).label,
+        title=case.title,
+        category_name=category.name if category else None,
+        urgency=case.urgency,
+        requester_name=order.requester_name,
+        requester_phone=mask_phone(order.requester_phone),
+        lead_unit_name=lead_name,
+        due_at=case.due_at,
+        warning_level=case.warning_level,
+        created_at=case.created_at,
+    )
+
+
+def timeline_items(session: Session, case: Case) -> list[TimelineItem]:
+    return [
+        TimelineItem(
+            seq=e.seq,
+            at=e.at,
+            action=e.action,
+            label=e.label,
+            from_status=e.from_status,
+            to_status=e.to_status,
+            actor_name=e.actor_name,
+            unit_name=unit_name,
+            note=e.note,
+            data=e.data,
+        )
+        for e, unit_name in repository.timeline(session, case.id)
+    ]
