@@ -23,14 +23,18 @@ from zhengshu.kernel.db import make_engine, make_sessionmaker
 from zhengshu.kernel.errors import DomainError, stale
 from zhengshu.kernel.metrics import Metrics
 from zhengshu.kernel.settings import Settings
+from zhengshu.modules.hotline import bridge as hotline_bridge
+from zhengshu.modules.hotline import open311 as hotline_open311
 from zhengshu.modules.hotline import routes_api as hotline_api
+from zhengshu.modules.hotline import routes_files as hotline_files
+from zhengshu.modules.hotline import routes_web as hotline_web
 from zhengshu.org import routes_api as org_api
 from zhengshu.org import routes_web as org_web
 from zhengshu.web import make_environment, render
 
 log = logging.getLogger(__name__)
 
-TEMPLATE_PACKAGES = ["zhengshu.web", "zhengshu.org", "zhengshu.admin"]
+TEMPLATE_PACKAGES = ["zhengshu.web", "zhengshu.org", "zhengshu.admin", "zhengshu.modules.hotline"]
 
 HTTP_TITLES = {
     400: "请求有误",
@@ -210,6 +214,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(packages=[("zhengshu.web", "static")]), name="static")
     app.include_router(org_api.router)
     app.include_router(hotline_api.router)
+    app.include_router(hotline_files.router)
+    app.include_router(hotline_bridge.router)
+    app.include_router(hotline_open311.router)
+    app.include_router(hotline_web.router)
     app.include_router(org_web.router)
     app.include_router(admin_api.router)
     app.include_router(admin_web.router)

@@ -183,7 +183,7 @@ def up(
     accounts = _saved_accounts(settings, _seed(settings))
     _print_accounts(accounts)
     typer.echo(f"\n打开 / open: http://{host}:{port}/   (Ctrl+C 退出)")
-    worker = Worker(_factory(settings), build_registry())
+    worker = Worker(_factory(settings), build_registry(settings))
     thread = threading.Thread(target=worker.run_forever, name="zhengshu-worker", daemon=True)
     thread.start()
     try:
@@ -230,7 +230,7 @@ def worker(data_dir: DataDir = None) -> None:
     """运行后台任务（到期提醒、外发消息、定时报表）/ run background jobs."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = _settings(data_dir)
-    loop = Worker(_factory(settings), build_registry())
+    loop = Worker(_factory(settings), build_registry(settings))
     typer.echo(f"后台任务已启动 {loop.worker_id}（Ctrl+C 退出）")
     try:
         loop.run_forever()

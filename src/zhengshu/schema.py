@@ -5,12 +5,20 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from zhengshu.casework import models as casework_models
-from zhengshu.kernel import audit, calendar_store, jobs
+from zhengshu.kernel import audit, calendar_store, idempotency, jobs
 from zhengshu.kernel.db import Base
 from zhengshu.modules.hotline import models as hotline_models
 from zhengshu.org import models as org_models
 
-MODEL_MODULES = (audit, calendar_store, jobs, org_models, casework_models, hotline_models)
+MODEL_MODULES = (
+    audit,
+    calendar_store,
+    idempotency,
+    jobs,
+    org_models,
+    casework_models,
+    hotline_models,
+)
 
 
 def metadata() -> MetaData:

@@ -4,11 +4,26 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy.orm import Session
+
+from zhengshu.casework import engine
+from zhengshu.kernel.authz import system_principal
+from zhengshu.kernel.calendar_store import load_calendar
 from zhengshu.kernel.jobs import JobRegistry
+from zhengshu.kernel.settings import Settings, parse_work_periods
 from zhengshu.org.auth import purge_expired
 
 
-def build_registry() -> JobRegistry:
+def build_registry(settings: Settings) -> JobRegistry:
+    """Handlers and periodic tasks of every bounded context."""
     registry = JobRegistry()
     registry.every("org.purge_expired_logins", timedelta(minutes=10), purge_expired)
+    periods = parse_work_periods(settings.work_periods)
+
+    def sweep_clocks(session: Session) -> None:
+        engine.sweep(
+            session, system_principal("时限巡检"), calendar=load_calendar(session, periods)
+        )
+
+    registry.every("casework.sweep", timedelta(minutes=1), sweep_clocks)
     return registry
