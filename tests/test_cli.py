@@ -485,10 +485,23 @@ def test_token_create(seeded: Result, cli: Cli, factory: sessionmaker[Session]) 
 def test_token_create_refusals(seeded: Result, cli: Cli) -> None:
     bad_kind = cli("token", "create", "--name", "110", "--kind", "email")
     assert bad_kind.exit_code == 2
-    assert bad_kind.stderr == "kind 只能是 partner 或 open311\n"
+    assert bad_kind.stderr == "kind 只能是 partner110 / partner / open311\n"
     bad_unit = cli("token", "create", "--name", "110", "--unit", "nowhere")
     assert bad_unit.exit_code == 2
     assert bad_unit.stderr == "单位编码不存在 / unknown unit: nowhere\n"
+
+
+def test_token_create_for_the_110_platform_is_scoped_to_public_security(
+    seeded: Result, cli: Cli, factory: sessionmaker[Session]
+) -> None:
+    result = cli("token", "create", "--name", "市公安局110", "--kind", "partner110")
+    assert result.exit_code == 0, result.output
+    prefix = result.stdout.strip().split("_")[1]
+    with factory() as session:
+        token = session.execute(select(ApiToken).where(ApiToken.prefix == prefix)).scalar_one()
+        unit = repository.unit_by_code(session, "D009")
+        assert unit is not None
+        assert (token.kind, token.unit_id, token.roles) == ("partner", unit.id, ["partner"])
 
 
 def test_audit_verify_anchor_catches_a_rollback_of_the_whole_log(

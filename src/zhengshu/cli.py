@@ -403,17 +403,29 @@ def units_export(data_dir: DataDir = None) -> None:
         sys.stdout.write(service.export_units_csv(session, SYSTEM))
 
 
+# --kind as operators say it -> (token kind stored, default unit code)
+TOKEN_KINDS = {
+    "partner110": ("partner", "D009"),  # the 110 platform of the public security bureau
+    "partner": ("partner", "441900000000"),
+    "open311": ("open311", "441900000000"),
+}
+
+
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Option(help="对接系统名称")],
-    kind: Annotated[str, typer.Option(help="partner 或 open311")] = "partner",
-    unit: Annotated[str, typer.Option(help="所属单位编码")] = "441900000000",
+    kind: Annotated[str, typer.Option(help="partner110、open311 或 partner")] = "partner",
+    unit: Annotated[
+        str | None, typer.Option(help="所属单位编码（缺省：110 为市公安局，其余为全市）")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """签发对接系统 API 密钥（只显示一次）/ issue a partner API key (shown once)."""
-    if kind not in {"partner", "open311"}:
-        typer.secho("kind 只能是 partner 或 open311", fg="red", err=True)
+    if kind not in TOKEN_KINDS:
+        typer.secho(f"kind 只能是 {' / '.join(TOKEN_KINDS)}", fg="red", err=True)
         raise typer.Exit(2)
+    stored_kind, default_unit = TOKEN_KINDS[kind]
+    unit = unit or default_unit
     settings = _settings(data_dir)
     try:
         with transaction(_factory(settings)) as session:
@@ -422,7 +434,12 @@ def token_create(
                 typer.secho(f"单位编码不存在 / unknown unit: {unit}", fg="red", err=True)
                 raise typer.Exit(2)
             plaintext, _ = service.issue_partner_token(
-                session, SYSTEM, name=name, kind=kind, unit_id=unit_row.id, roles=[Role.PARTNER]
+                session,
+                SYSTEM,
+                name=name,
+                kind=stored_kind,
+                unit_id=unit_row.id,
+                roles=[Role.PARTNER],
             )
     except DomainError as exc:
         _fail(exc)
