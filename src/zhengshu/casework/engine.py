@@ -188,13 +188,7 @@ def lead_path(session: Session, case: Case) -> str | None:
     return unit.path if unit else None
 
 
-def set_lead(session: Session, case: Case, unit: Unit, now: datetime) -> None:
-    """Make ``unit`` the lead unit; the previous lead stops seeing the case as its own."""
-    session.execute(
-        update(CaseUnit)
-        .where(CaseUnit.case_id == case.id, CaseUnit.role == "lead", CaseUnit.active.is_(True))
-        .values(active=False)
-    )
+def _attach(session: Session, case: Case, unit: Unit, role: str, now: datetime) -> None:
     existing = session.execute(
         select(CaseUnit).where(CaseUnit.case_id == case.id, CaseUnit.unit_id == unit.id)
     ).scalar_one_or_none()
@@ -205,42 +199,36 @@ def set_lead(session: Session, case: Case, unit: Unit, now: datetime) -> None:
                 case_id=case.id,
                 unit_id=unit.id,
                 unit_path=unit.path,
-                role="lead",
+                role=role,
                 active=True,
                 assigned_at=now,
             )
         )
     else:
-        existing.role, existing.active, existing.assigned_at = "lead", True, now
+        existing.role, existing.active, existing.assigned_at = role, True, now
+
+
+def set_lead(session: Session, case: Case, unit: Unit, now: datetime) -> None:
+    """Make ``unit`` the lead unit; the previous lead stops seeing the case as its own."""
+    session.execute(
+        update(CaseUnit)
+        .where(CaseUnit.case_id == case.id, CaseUnit.role == "lead", CaseUnit.active.is_(True))
+        .values(active=False)
+    )
+    _attach(session, case, unit, "lead", now)
     case.lead_unit_id = unit.id
 
 
 def set_co_units(session: Session, case: Case, units: Sequence[Unit], now: datetime) -> None:
+    """Replace the co-handling units (协办); the lead unit is never its own co-unit."""
     session.execute(
         update(CaseUnit)
         .where(CaseUnit.case_id == case.id, CaseUnit.role == "co")
         .values(active=False)
     )
     for unit in units:
-        if unit.id == case.lead_unit_id:
-            continue
-        existing = session.execute(
-            select(CaseUnit).where(CaseUnit.case_id == case.id, CaseUnit.unit_id == unit.id)
-        ).scalar_one_or_none()
-        if existing is None:
-            session.add(
-                CaseUnit(
-                    id=uuid.uuid4(),
-                    case_id=case.id,
-                    unit_id=unit.id,
-                    unit_path=unit.path,
-                    role="co",
-                    active=True,
-                    assigned_at=now,
-                )
-            )
-        else:
-            existing.role, existing.active = "co", True
+        if unit.id != case.lead_unit_id:
+            _attach(session, case, unit, "co", now)
 
 
 @dataclass(frozen=True)

@@ -94,14 +94,39 @@ def create_unit(session: Session, actor: Principal, *, data: UnitCreate) -> Unit
     policy.check_unit_write(actor, parent.path)
     _check_parent(data.kind, parent)
     _check_code_free(session, actor, data.code)
-    now = clock.now()
-    unit = Unit(
-        id=uuid.uuid4(),
-        kind=data.kind.value,
+    return _new_unit(
+        session,
+        actor,
+        parent=parent,
+        kind=data.kind,
         code=data.code,
         name=data.name.strip(),
         short_name=(data.short_name or data.name).strip(),
         sort_order=data.sort_order,
+        action="org.unit.create",
+    )
+
+
+def _new_unit(
+    session: Session,
+    actor: Principal,
+    *,
+    parent: Unit | None,
+    kind: UnitKind,
+    code: str,
+    name: str,
+    short_name: str,
+    sort_order: int,
+    action: str,
+) -> Unit:
+    now = clock.now()
+    unit = Unit(
+        id=uuid.uuid4(),
+        kind=kind.value,
+        code=code,
+        name=name,
+        short_name=short_name,
+        sort_order=sort_order,
         active=True,
         created_at=now,
         updated_at=now,
@@ -110,12 +135,7 @@ def create_unit(session: Session, actor: Principal, *, data: UnitCreate) -> Unit
     session.add(unit)
     session.flush()
     audit.record(
-        session,
-        actor,
-        "org.unit.create",
-        entity_type="unit",
-        entity_id=unit.id,
-        after=unit.snapshot(),
+        session, actor, action, entity_type="unit", entity_id=unit.id, after=unit.snapshot()
     )
     return unit
 
@@ -353,28 +373,16 @@ def _import_row(
         if parent is not None:
             policy.check_unit_write(actor, parent.path)
             _check_parent(kind, parent)
-        now = clock.now()
-        unit = Unit(
-            id=uuid.uuid4(),
-            kind=kind.value,
+        _new_unit(
+            session,
+            actor,
+            parent=parent,
+            kind=kind,
             code=row["code"],
             name=row["name"],
             short_name=short,
             sort_order=0,
-            active=True,
-            created_at=now,
-            updated_at=now,
-        )
-        _place(unit, parent)
-        session.add(unit)
-        session.flush()
-        audit.record(
-            session,
-            actor,
-            "org.unit.import",
-            entity_type="unit",
-            entity_id=unit.id,
-            after=unit.snapshot(),
+            action="org.unit.import",
         )
         report.created += 1
         return
