@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -150,6 +151,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         err = stale("记录", "record")
         return _error_response(request, err.status_code, err.code, err.message_zh, err.message_en)
 
+    @app.exception_handler(DataError)
+    async def _bad_data(request: Request, _exc: DataError) -> Response:
+        # The database refused a value the schemas let through (e.g. a NUL character in
+        # text on PostgreSQL): the transaction was rolled back, nothing was saved.
+        return _error_response(
+            request,
+            400,
+            "unstorable_input",
+            "提交的内容含有无法保存的字符（如空字符），请修改后重试",
+            "the request contains characters that cannot be stored",
+        )
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         problems = [
@@ -213,8 +226,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(packages=[("zhengshu.web", "static")]), name="static")
     app.include_router(org_api.router)
-    app.include_router(hotline_api.router)
+    # Files first: /api/v1/orders/export.xlsx must not be taken for an order id.
     app.include_router(hotline_files.router)
+    app.include_router(hotline_api.router)
     app.include_router(hotline_bridge.router)
     app.include_router(hotline_open311.router)
     app.include_router(hotline_web.router)

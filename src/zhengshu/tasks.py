@@ -7,10 +7,14 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from zhengshu.casework import engine
+from zhengshu.kernel import idempotency
 from zhengshu.kernel.authz import system_principal
 from zhengshu.kernel.calendar_store import load_calendar
 from zhengshu.kernel.jobs import JobRegistry
 from zhengshu.kernel.settings import Settings, parse_work_periods
+from zhengshu.modules.hotline import events, notify
+from zhengshu.modules.hotline import importer as hotline_importer
+from zhengshu.modules.hotline.service import HotlineConfig
 from zhengshu.org.auth import purge_expired
 
 
@@ -26,4 +30,10 @@ def build_registry(settings: Settings) -> JobRegistry:
         )
 
     registry.every("casework.sweep", timedelta(minutes=1), sweep_clocks)
+    registry.every("kernel.idempotency.purge", timedelta(hours=1), idempotency.purge_expired)
+    registry.register(
+        events.JOB, events.delivery_job(HotlineConfig.from_settings(settings).workflow)
+    )
+    registry.register(notify.JOB, notify.send_job)
+    registry.register(hotline_importer.JOB_NAME, hotline_importer.job_handler(settings))
     return registry

@@ -209,7 +209,9 @@ def test_admin_adds_a_person_who_then_logs_in(
     expect(page).to_have_url(f"{base}/")
     expect(page.locator("h1")).to_have_text(f"您好，{NEW_NAME}")
     expect(page.locator("dl.kv .tag.role")).to_have_text(["承办人"])
-    expect(page.locator("nav.mainnav a")).to_have_text(["首页", "组织机构", "人员", "工作日历"])
+    expect(page.locator("nav.mainnav a")).to_have_text(
+        ["首页", "工单", "组织机构", "人员", "工作日历"]
+    )
     shots(page, "10-home-new-person")
 
     page.get_by_role("link", name="工作日历").first.click()

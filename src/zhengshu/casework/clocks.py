@@ -11,7 +11,7 @@ A deadline computed across a year whose holiday schedule is not yet published is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from zhengshu.casework.definitions import Limit
 from zhengshu.kernel.calendar import SHANGHAI, WorkCalendar
@@ -29,7 +29,7 @@ def close_of_day(calendar: WorkCalendar, day: datetime) -> datetime:
     """The end of the last work period on ``day`` (local), as an aware datetime."""
     local = day.astimezone(SHANGHAI).date()
     end = max(period[1] for period in calendar.work_periods)
-    return datetime.combine(local, end, tzinfo=SHANGHAI)
+    return datetime.combine(local, end, tzinfo=SHANGHAI).astimezone(UTC)
 
 
 def deadline(calendar: WorkCalendar, start: datetime, limit: Limit, share: float) -> Deadline:
@@ -87,3 +87,14 @@ def extend(calendar: WorkCalendar, due_at: datetime, extra: Limit) -> tuple[date
         calendar, datetime.combine(day.value, datetime.min.time(), tzinfo=SHANGHAI)
     )
     return moved, day.provisional
+
+
+def shift(
+    calendar: WorkCalendar, instant: datetime, old_due: datetime, new_due: datetime, unit: str
+) -> datetime:
+    """Move ``instant`` by the time a deadline moved from ``old_due`` to ``new_due``
+    (working time for working-hour and working-day limits)."""
+    if unit == "m":
+        return instant + (new_due - old_due)
+    moved = calendar.working_time_between(old_due, new_due).value
+    return calendar.add_working_time(instant, moved).value

@@ -85,12 +85,18 @@ class Workflow:
         return [a for a in self.actions.values() if status in a.sources]
 
     def limit_for(self, category: str | None, urgency: str, stage: str) -> Limit | None:
-        """The most specific limit: exact category over ``*``, exact urgency over ``*``."""
-        for cat in (category or "*", "*"):
-            for urg in (urgency, "*"):
-                limit = self.limits.get(cat, {}).get(urg, {}).get(stage)
-                if limit is not None:
-                    return limit
+        """The most specific limit. Urgency weighs more than category: an emergency
+        complaint gets the emergency limits, not a complaint's five working days. Order:
+        (category, urgency) > (*, urgency) > (category, *) > (*, *)."""
+        for cat, urg in (
+            (category or "*", urgency),
+            ("*", urgency),
+            (category or "*", "*"),
+            ("*", "*"),
+        ):
+            limit = self.limits.get(cat, {}).get(urg, {}).get(stage)
+            if limit is not None:
+                return limit
         return None
 
 
@@ -135,7 +141,7 @@ def parse_workflow(raw: dict[str, Any]) -> Workflow:
             actions=actions,
             limits=limits,
         )
-    except (KeyError, TypeError, AttributeError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise WorkflowError(f"workflow file is missing or misshapes {exc}") from exc
     _check(workflow)
     return workflow

@@ -242,6 +242,20 @@ class Move:
     extension: Limit | None = None
     expected_version: int | None = None
     restart_clock: bool = False
+    count_rework: bool = False
+
+
+def check_state(workflow: Workflow, case: Case, action_name: str) -> None:
+    """409 unless ``action_name`` may be taken in the case's current state."""
+    action = workflow.action(action_name)
+    if case.status not in action.sources:
+        state = workflow.state(case.status)
+        raise Conflict(
+            f"工单当前为“{state.label}”，不能{action.label}",
+            f"cannot {action.name} a case in state {case.status}",
+            code="wrong_state",
+            details={"status": case.status, "action": action.name},
+        )
 
 
 def transition(
@@ -256,15 +270,9 @@ def transition(
 ) -> CaseEvent:
     """Take ``action_name`` on ``case`` for ``actor``; see the module docstring."""
     move = move or Move()
+    check_state(workflow, case, action_name)
     action = workflow.action(action_name)
     state = workflow.state(case.status)
-    if case.status not in action.sources:
-        raise Conflict(
-            f"工单当前为“{state.label}”，不能{action.label}",
-            f"cannot {action.name} a case in state {case.status}",
-            code="wrong_state",
-            details={"status": case.status, "action": action.name},
-        )
     actor.require(action.permission)
     if action.by_lead_unit and not actor.covers(lead_path(session, case)):
         raise PermissionDenied(
@@ -286,11 +294,19 @@ def transition(
         set_lead(session, case, move.lead_unit, now)
     if move.co_units is not None:
         set_co_units(session, case, move.co_units, now)
+    old_stage, old_started = case.stage, case.stage_started_at
     _move_clock(case, workflow, calendar, state.name, target.name, now, restart=move.restart_clock)
+    if move.count_rework:
+        case.rework_count += 1
     if move.extension is not None and case.due_at is not None:
+        old_due = case.due_at
         case.due_at, provisional = clocks.extend(calendar, case.due_at, move.extension)
         if case.warn_at is not None:
-            case.warn_at, _ = clocks.extend(calendar, case.warn_at, move.extension)
+            # The yellow light moves by the same working time as the deadline, so an
+            # extension never leaves the stage without a yellow window.
+            case.warn_at = clocks.shift(
+                calendar, case.warn_at, old_due, case.due_at, _stage_unit(workflow, case)
+            )
         case.due_provisional = case.due_provisional or provisional
         if case.warn_at is not None and case.warn_at > now:
             case.warning_level = "none"
@@ -298,6 +314,9 @@ def transition(
     case.updated_at = now
     if target.final:
         case.closed_at = now
+    if target.final or (case.stage, case.stage_started_at) != (old_stage, old_started):
+        # The stage that was late is over (or the case is): its supervision is answered.
+        close_supervisions(session, case)
     try:
         session.flush()
     except StaleDataError as exc:
@@ -342,7 +361,9 @@ def _move_clock(
 ) -> None:
     src, dst = workflow.state(source), workflow.state(target)
     if dst.final:
+        # A finished case shows no light; whether it was late stays on its timeline.
         case.stage, case.due_at, case.warn_at = None, None, None
+        case.warning_level = "none"
         case.paused_remaining_seconds = None
         return
     if dst.paused:
@@ -502,8 +523,11 @@ def open_supervision(
     kind: str,
     level: int,
     reason: str,
+    note_event: bool = True,
 ) -> Supervision:
-    """Formal supervision (督办) of a case's lead unit, with its own deadline."""
+    """Formal supervision (督办) or a reminder (催办) of a case's lead unit, with its own
+    deadline; ``note_event=False`` when the caller's transition already wrote the entry.
+    Only formal supervision raises the case's escalation level."""
     now = clock.now()
     due = clocks.deadline(calendar, now, SUPERVISION_LIMIT, 0.8)
     sup = Supervision(
@@ -519,7 +543,11 @@ def open_supervision(
         status="open",
     )
     session.add(sup)
+    if kind != "supervise":
+        return sup
     case.escalation_level = max(case.escalation_level, level)
+    if not note_event:
+        return sup
     label = "督办" if level == 1 else f"提级督办（第 {level} 级）"
     _event(
         session,

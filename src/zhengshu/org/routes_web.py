@@ -37,6 +37,9 @@ router = APIRouter(include_in_schema=False)
 
 NAV = [
     (None, "/", "首页"),
+    ("hotline:order:register", "/hotline/intake", "受理"),
+    ("hotline:order:read", "/hotline/orders", "工单"),
+    ("hotline:report:read", "/hotline/board", "督办看板"),
     ("org:unit:read", "/admin/units", "组织机构"),
     ("org:person:read", "/admin/people", "人员"),
     ("kernel:calendar:read", "/admin/calendar", "工作日历"),
@@ -45,6 +48,30 @@ NAV = [
 ]
 
 HOME_TILES = [
+    (
+        "hotline:order:register",
+        "/hotline/intake",
+        "受理登记",
+        "接听来电，查重、登记诉求，直接答复或移交 110",
+    ),
+    ("hotline:order:dispatch", "/hotline/queue/dispatch", "待派单", "派给职能部门或镇街，并单"),
+    ("hotline:order:review_return", "/hotline/queue/returns", "退单审核", "改派或不予同意退单"),
+    (
+        "hotline:extension:decide",
+        "/hotline/queue/extensions",
+        "延期审批",
+        "同意或不同意承办单位的延期申请",
+    ),
+    ("hotline:order:sign_for", "/hotline/queue/inbox", "待签收", "派给本单位的工单：签收或退单"),
+    ("hotline:order:handle", "/hotline/queue/handling", "办理中", "联系诉求人、办理答复、申请延期"),
+    ("hotline:order:callback", "/hotline/queue/callback", "待回访", "回访诉求人：是否解决、满意度"),
+    ("hotline:report:read", "/hotline/board", "督办看板", "黄灯预警、红灯超时与督办中的工单"),
+    (
+        "hotline:order:read",
+        "/hotline/orders",
+        "工单查询",
+        "按编号、电话、分类、单位检索，导出 Excel",
+    ),
     ("org:person:write", "/admin/people/new", "新增人员", "为本辖区单位开设账号、分配角色"),
     ("org:unit:write", "/admin/units", "维护组织机构", "镇街、村居、职能部门，支持 CSV 导入导出"),
     ("org:token:write", "/admin/tokens", "对接系统令牌", "为 110 等对接系统签发 API 密钥"),

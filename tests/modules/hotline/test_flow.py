@@ -103,3 +103,62 @@ def test_another_town_cannot_see_or_touch_the_order(
     assert response.status_code == 404
     assert api("sj.handler").get("/api/v1/orders").json()["total"] == 0
     assert api("dc.handler").get("/api/v1/orders").json()["total"] == 1
+
+
+def test_a_nul_character_is_refused_not_a_server_error(api: Api, db: Session) -> None:
+    calltaker = api("calltaker")
+    before = db.execute(select(AuditEntry.seq).order_by(AuditEntry.seq.desc())).scalars().first()
+    response = calltaker.post(
+        "/api/v1/orders",
+        json={"requester_name": "陈先生", "requester_phone": "13800138000", "content": "x\u0000y"},
+    )
+    if db.get_bind().dialect.name == "sqlite":
+        # SQLite stores NUL inside text; PostgreSQL refuses it.
+        assert response.status_code == 201
+        return
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "unstorable_input"
+    after = db.execute(select(AuditEntry.seq).order_by(AuditEntry.seq.desc())).scalars().first()
+    assert after == before
+
+
+BAD_ORDERS = [
+    pytest.param({"content": ""}, 422, "validation_failed", id="missing-text"),
+    pytest.param({"content": "长" * 1_000_000}, 422, "validation_failed", id="one-megabyte-text"),
+    pytest.param({"requester_phone": "1380013800x"}, 422, "validation_failed", id="bad-phone"),
+    pytest.param({"category": "weather"}, 422, "validation_failed", id="unknown-category"),
+]
+
+
+@pytest.mark.parametrize(("change", "status", "code"), BAD_ORDERS)
+def test_a_bad_order_is_refused_and_changes_nothing(
+    api: Api, db: Session, change: dict, status: int, code: str
+) -> None:
+    calltaker = api("calltaker")
+    before = db.execute(select(AuditEntry.seq).order_by(AuditEntry.seq.desc())).scalars().first()
+    body = {
+        "requester_name": "陈先生",
+        "requester_phone": "13800138000",
+        "content": "路灯不亮",
+        **change,
+    }
+    response = calltaker.post("/api/v1/orders", json=body)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert error["message"] == "提交的内容格式有误，请检查后重试"
+    after = db.execute(select(AuditEntry.seq).order_by(AuditEntry.seq.desc())).scalars().first()
+    assert after == before
+
+
+def test_a_wrong_token_is_refused_and_changes_nothing(client: TestClient, db: Session) -> None:
+    before = db.execute(select(AuditEntry.seq).order_by(AuditEntry.seq.desc())).scalars().first()
+    response = client.post(
+        "/api/v1/orders",
+        json={"requester_name": "陈先生", "requester_phone": "13800138000", "content": "路灯不亮"},
+        headers={"Authorization": "Bearer zs_000000000000_forged"},
+    )
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "bad_token"
+    after = db.execute(select(AuditEntry.seq).order_by(AuditEntry.seq.desc())).scalars().first()
+    assert after == before

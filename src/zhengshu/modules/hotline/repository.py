@@ -162,16 +162,12 @@ def timeline(session: Session, case_id: uuid.UUID) -> list[tuple[CaseEvent, str 
 
 
 def recent_from_phone(
-    session: Session, phone: str, since: datetime, limit: int = 5
+    session: Session, principal: Principal, phone: str, since: datetime, limit: int = 5
 ) -> list[tuple[Case, Order]]:
-    """Possible duplicates for the intake form: the same phone in the last days."""
+    """Possible duplicates: the same phone in the last days, among the orders the
+    principal may see."""
+    query = _base(principal).where(and_(Order.requester_phone == phone, Case.created_at >= since))
     return [
         (c, o)
-        for c, o in session.execute(
-            select(Case, Order)
-            .join(Order, Order.id == Case.id)
-            .where(and_(Order.requester_phone == phone, Case.created_at >= since))
-            .order_by(Case.created_at.desc())
-            .limit(limit)
-        ).all()
+        for c, o in session.execute(query.order_by(Case.created_at.desc()).limit(limit)).all()
     ]

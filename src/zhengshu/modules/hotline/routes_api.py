@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi.responses import JSONResponse
 
+from zhengshu.kernel import idempotency
 from zhengshu.kernel.authz import Principal
-from zhengshu.modules.hotline import repository, service, views
+from zhengshu.modules.hotline import events, repository, service, views
 from zhengshu.modules.hotline.schemas import (
     ActionRequest,
     OrderCreate,
@@ -38,8 +40,26 @@ def _read(db: DB, actor: Principal, cfg: HotlineConfig, order_id: uuid.UUID) -> 
 
 
 @router.post("", response_model=OrderRead, status_code=201)
-def register(body: OrderCreate, db: DB, actor: Actor, cfg: Config) -> OrderRead:
-    """受理: register a request (call-takers; partner systems push theirs here too)."""
+def register(
+    body: OrderCreate,
+    db: DB,
+    actor: Actor,
+    cfg: Config,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> OrderRead | JSONResponse:
+    """受理: register a request (call-takers; partner systems push theirs here too).
+    With ``Idempotency-Key`` a repeat gets the first answer back, never a second order."""
+    guard = idempotency.guard(
+        db,
+        actor,
+        idempotency_key,
+        method="POST",
+        path=router.prefix,
+        payload=body.model_dump(mode="json"),
+    )
+    if guard.replay is not None:
+        replay = guard.replay
+        return JSONResponse(replay.body, status_code=replay.status_code, headers=replay.headers)
     case, order = service.register_order(
         db,
         actor,
@@ -47,7 +67,10 @@ def register(body: OrderCreate, db: DB, actor: Actor, cfg: Config) -> OrderRead:
         data=body,
         source_token_id=actor.token_id if actor.id is None else None,
     )
-    return views.order_read(db, actor, case, order, cfg.workflow())
+    events.after_register(db, case, order)
+    result = views.order_read(db, actor, case, order, cfg.workflow())
+    guard.save(201, result.model_dump(mode="json"))
+    return result
 
 
 @router.get("", response_model=Page[OrderListItem])
@@ -91,7 +114,8 @@ def take_action(
     """Take a workflow action: dispatch, sign_for, return_order, reject_return, redispatch,
     pass_down, record_contact, request_extension, approve_extension, refuse_extension,
     suspend, resume, reply, callback, answer_directly, transfer_emergency, merge, urge."""
-    service.act(db, actor, config=cfg, order_id=order_id, action=action, request=body)
+    event = service.act(db, actor, config=cfg, order_id=order_id, action=action, request=body)
+    events.after_action(db, event)
     return _read(db, actor, cfg, order_id)
 
 

@@ -6,7 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from zhengshu.modules.hotline.catalogue import categories
 from zhengshu.modules.hotline.enums import (
@@ -156,8 +163,8 @@ class OrderFilters(BaseModel):
     unit_id: uuid.UUID | None = None
     town_id: uuid.UUID | None = None
     warning_level: str | None = Field(default=None, pattern=r"^(none|yellow|red)$")
-    created_from: datetime | None = None
-    created_to: datetime | None = None
+    created_from: AwareDatetime | None = None
+    created_to: AwareDatetime | None = None
 
 
 class Revealed(BaseModel):

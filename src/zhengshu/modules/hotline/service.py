@@ -25,6 +25,7 @@ from zhengshu.kernel.errors import Conflict, InvalidInput, not_found
 from zhengshu.kernel.settings import Settings, parse_work_periods
 from zhengshu.modules.hotline import repository
 from zhengshu.modules.hotline.catalogue import categories
+from zhengshu.modules.hotline.enums import Satisfaction
 from zhengshu.modules.hotline.models import Order
 from zhengshu.modules.hotline.schemas import ActionRequest, OrderCreate
 from zhengshu.org import repository as org_repository
@@ -124,10 +125,21 @@ def act(
     allowed states and permission; this adds what each action means for a work order."""
     case, order = repository.get_order(session, actor, order_id)
     workflow, calendar = config.workflow(), config.calendar(session)
+    # The state is checked before anything the body carries, so a wrong-state request is
+    # always a 409 whatever else is wrong with it. "callback" is close-or-rework.
+    engine_action = "close" if action == "callback" else action
+    if engine_action not in workflow.actions:
+        raise not_found("操作", "action")
+    if request.version is not None and request.version != case.version:
+        # A stale page says so, whatever state the order has moved on to.
+        raise Conflict(
+            "工单已被他人处理，请刷新后重试", "the order changed; reload", code="stale_version"
+        )
+    engine.check_state(workflow, case, engine_action)
+    # Permission before the body: a handler posting a bad unit is refused, not corrected.
+    actor.require(workflow.action(engine_action).permission)
     handler = _ACTIONS.get(action)
     if handler is None:
-        if action not in workflow.actions:
-            raise not_found("操作", "action")
         return engine.transition(
             session, actor, case, action, workflow=workflow, calendar=calendar, move=_plain(request)
         )
@@ -160,9 +172,32 @@ def _dispatch(
     calendar: WorkCalendar,
     request: ActionRequest,
 ) -> CaseEvent:
+    return _send(session, actor, case, workflow, calendar, request, "dispatch")
+
+
+def _redispatch(
+    session: Session,
+    actor: Principal,
+    case: Case,
+    order: Order,
+    workflow: Workflow,
+    calendar: WorkCalendar,
+    request: ActionRequest,
+) -> CaseEvent:
+    return _send(session, actor, case, workflow, calendar, request, "redispatch")
+
+
+def _send(
+    session: Session,
+    actor: Principal,
+    case: Case,
+    workflow: Workflow,
+    calendar: WorkCalendar,
+    request: ActionRequest,
+    action: str,
+) -> CaseEvent:
     lead = _unit(session, request.unit_id)
     co = [_unit(session, uid) for uid in request.co_unit_ids]
-    action = "dispatch" if case.status == "registered" else "redispatch"
     return engine.transition(
         session,
         actor,
@@ -205,7 +240,8 @@ def _pass_down(
         "pass_down",
         workflow=workflow,
         calendar=calendar,
-        move=_plain(request, lead_unit=target, restart_clock=True, data={"lead_unit": target.name}),
+        # The village takes over inside the town's handling time: the clock runs on.
+        move=_plain(request, lead_unit=target, data={"lead_unit": target.name}),
     )
 
 
@@ -309,6 +345,16 @@ def _answer(
     return event
 
 
+def _callback_result(request: ActionRequest) -> tuple[bool, Satisfaction]:
+    if request.solved is None or request.satisfaction is None:
+        raise InvalidInput(
+            "回访须记录是否解决和满意度",
+            "callback needs solved and satisfaction",
+            code="callback_incomplete",
+        )
+    return request.solved, request.satisfaction
+
+
 def _callback(
     session: Session,
     actor: Principal,
@@ -318,31 +364,68 @@ def _callback(
     calendar: WorkCalendar,
     request: ActionRequest,
 ) -> CaseEvent:
-    """回访: "solved?" is asked apart from satisfaction; unsolved or dissatisfied goes back
-    to the unit (重办) unless the agent closes it with a note; after three reworks the
-    order goes to formal supervision."""
-    if request.solved is None or request.satisfaction is None:
-        raise InvalidInput(
-            "回访须记录是否解决和满意度",
-            "callback needs solved and satisfaction",
-            code="callback_incomplete",
-        )
-    data = {"solved": request.solved, "satisfaction": request.satisfaction.value}
-    order.solved, order.satisfaction = request.solved, request.satisfaction.value
+    """回访: "solved?" is asked apart from satisfaction on the five-level scale; solved and
+    at least basically satisfied closes the order, anything else sends it back (重办)."""
+    solved, satisfaction = _callback_result(request)
+    if solved and satisfaction.counts_as_satisfied:
+        return _close(session, actor, case, order, workflow, calendar, request)
+    return _rework(session, actor, case, order, workflow, calendar, request)
+
+
+def _record_callback(order: Order, solved: bool, satisfaction: Satisfaction) -> dict[str, Any]:
+    order.solved, order.satisfaction = solved, satisfaction.value
     order.called_back_at = clock.now()
-    if request.solved and request.satisfaction.counts_as_satisfied:
-        event = engine.transition(
-            session,
-            actor,
-            case,
-            "close",
-            workflow=workflow,
-            calendar=calendar,
-            move=_plain(request, data=data),
+    return {"solved": solved, "satisfaction": satisfaction.value}
+
+
+def _close(
+    session: Session,
+    actor: Principal,
+    case: Case,
+    order: Order,
+    workflow: Workflow,
+    calendar: WorkCalendar,
+    request: ActionRequest,
+) -> CaseEvent:
+    """回访办结: refused when the recorded answer says unsolved or dissatisfied."""
+    solved, satisfaction = _callback_result(request)
+    if not (solved and satisfaction.counts_as_satisfied):
+        raise InvalidInput(
+            "未解决或不满意的工单应重办，不能办结",
+            "an unsolved or dissatisfied callback sends the order back (rework)",
+            code="callback_contradicts",
         )
-        engine.close_supervisions(session, case)
-        return event
-    case.rework_count += 1
+    data = _record_callback(order, solved, satisfaction)
+    return engine.transition(
+        session,
+        actor,
+        case,
+        "close",
+        workflow=workflow,
+        calendar=calendar,
+        move=_plain(request, data=data),
+    )
+
+
+def _rework(
+    session: Session,
+    actor: Principal,
+    case: Case,
+    order: Order,
+    workflow: Workflow,
+    calendar: WorkCalendar,
+    request: ActionRequest,
+) -> CaseEvent:
+    """重办: back to the unit with a fresh handling clock; after three reworks the order
+    goes to formal supervision (督办)."""
+    solved, satisfaction = _callback_result(request)
+    if solved and satisfaction.counts_as_satisfied:
+        raise InvalidInput(
+            "已解决且满意的工单应办结，不能重办",
+            "a solved and satisfied callback closes the order",
+            code="callback_contradicts",
+        )
+    data = _record_callback(order, solved, satisfaction)
     event = engine.transition(
         session,
         actor,
@@ -350,7 +433,7 @@ def _callback(
         "rework",
         workflow=workflow,
         calendar=calendar,
-        move=_plain(request, data={**data, "rework": case.rework_count}),
+        move=_plain(request, data={**data, "rework": case.rework_count + 1}, count_rework=True),
     )
     if case.rework_count >= REWORK_SUPERVISION_THRESHOLD:
         engine.open_supervision(
@@ -363,18 +446,6 @@ def _callback(
             reason=f"已重办 {case.rework_count} 次",
         )
     return event
-
-
-def _close(
-    session: Session,
-    actor: Principal,
-    case: Case,
-    order: Order,
-    workflow: Workflow,
-    calendar: WorkCalendar,
-    request: ActionRequest,
-) -> CaseEvent:
-    return _callback(session, actor, case, order, workflow, calendar, request)
 
 
 def _transfer(
@@ -447,9 +518,69 @@ def _merge(
     return event
 
 
+def _supervise(
+    session: Session,
+    actor: Principal,
+    case: Case,
+    order: Order,
+    workflow: Workflow,
+    calendar: WorkCalendar,
+    request: ActionRequest,
+) -> CaseEvent:
+    """督办 by hand: formal supervision with its own deadline (one working day)."""
+    event = engine.transition(
+        session,
+        actor,
+        case,
+        "supervise",
+        workflow=workflow,
+        calendar=calendar,
+        move=_plain(request),
+    )
+    engine.open_supervision(
+        session,
+        actor,
+        case,
+        calendar=calendar,
+        kind="supervise",
+        level=max(1, case.escalation_level),
+        reason=request.note or "督办",
+        note_event=False,
+    )
+    return event
+
+
+def _urge(
+    session: Session,
+    actor: Principal,
+    case: Case,
+    order: Order,
+    workflow: Workflow,
+    calendar: WorkCalendar,
+    request: ActionRequest,
+) -> CaseEvent:
+    """催办: a reminder to the lead unit, kept as an open item until the stage moves on."""
+    event = engine.transition(
+        session, actor, case, "urge", workflow=workflow, calendar=calendar, move=_plain(request)
+    )
+    engine.open_supervision(
+        session,
+        actor,
+        case,
+        calendar=calendar,
+        kind="urge",
+        level=1,
+        reason=request.note or "催办",
+        note_event=False,
+    )
+    return event
+
+
 _ACTIONS = {
+    "supervise": _supervise,
+    "urge": _urge,
     "dispatch": _dispatch,
-    "redispatch": _dispatch,
+    "redispatch": _redispatch,
     "pass_down": _pass_down,
     "request_extension": _extension,
     "approve_extension": _approve_extension,
@@ -457,7 +588,7 @@ _ACTIONS = {
     "answer_directly": _answer,
     "callback": _callback,
     "close": _close,
-    "rework": _callback,
+    "rework": _rework,
     "transfer_emergency": _transfer,
     "merge": _merge,
 }
