@@ -42,6 +42,9 @@ passwords._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 passwords._DUMMY = passwords._hasher.hash("zhengshu-dummy-password")
 
 PASSWORD = "Demo-Passw0rd!"
+
+# Fixtures of the browser tests (a live server, Chromium, screenshots).
+pytest_plugins = ["tests.browser_support"]
 AUDIT_TEST_KEY = b"test-audit-key"
 
 

@@ -10,120 +10,25 @@ screenshot in ``test-artifacts/browser/`` (git-ignored) for a person to look at.
 from __future__ import annotations
 
 import re
-import shutil
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 
-from tests.conftest import PASSWORD, factory_for
+from tests.conftest import PASSWORD
 from tests.org.builders import DEMO_PEOPLE_COUNT, DEMO_UNITS_COUNT, STRONG_PASSWORD
-from zhengshu.app import create_app
-from zhengshu.kernel.authz import system_principal
-from zhengshu.kernel.db import make_engine
-from zhengshu.kernel.settings import Settings
-from zhengshu.org.seed import seed_demo
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
 pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, expect  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
+SCREENSHOTS = "browser"
 NEW_USERNAME = "dc.linli"
 NEW_NAME = "东城新同事 林立"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def live_server(fresh_database: Settings) -> Iterator[str]:
-    """The app on a real port, over a freshly seeded database; yields its base URL."""
-    settings = fresh_database
-    engine = make_engine(settings)
-    with factory_for(engine)() as session:
-        seed_demo(session, system_principal("测试"), password=lambda: PASSWORD)
-        session.commit()
-    engine.dispose()
-
-    app = create_app(settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert thread.is_alive(), "the server thread died while starting"
-        assert time.monotonic() < deadline, "the server did not answer /healthz in 30 s"
-        time.sleep(0.1)
-    try:
-        yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        app.state.engine.dispose()
-
-
-@pytest.fixture
-def browser_page() -> Iterator[Page]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
-        page = context.new_page()
-        page.set_default_timeout(10_000)
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
-
-
-@pytest.fixture(scope="module")
-def artifacts() -> Path:
-    """The screenshot folder, emptied once per run so it holds only this run's steps."""
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    ARTIFACTS.mkdir(parents=True)
-    return ARTIFACTS
-
-
-@pytest.fixture
-def shots(artifacts: Path) -> Any:
-    """``shot(page, "01-login")`` saves a full-page screenshot of the step."""
-
-    def shot(page: Page, name: str) -> Path:
-        path = artifacts / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
-        assert path.stat().st_size > 0
-        return path
-
-    return shot
 
 
 def log_in(page: Page, base: str, username: str, password: str) -> None:

@@ -12,123 +12,28 @@ satisfaction and the order closes. Each step leaves a screenshot in
 from __future__ import annotations
 
 import re
-import shutil
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 
-from tests.conftest import PASSWORD, factory_for
-from zhengshu.app import create_app
+from tests.conftest import PASSWORD
 from zhengshu.kernel import clock
-from zhengshu.kernel.authz import system_principal
 from zhengshu.kernel.calendar import SHANGHAI
-from zhengshu.kernel.db import make_engine
-from zhengshu.kernel.settings import Settings
-from zhengshu.org.seed import seed_demo
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
 pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, expect  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "hotline"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
+SCREENSHOTS = "hotline"
 PHONE = "13800138000"
 CONTENT = "东城街道岗贝社区某小区电动车在楼道充电，存在消防隐患，请尽快处理。"
 REPLY = "已联系物业清理楼道电动车，并在小区东门设置集中充电点。"
 TIME = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def live_server(fresh_database: Settings) -> Iterator[str]:
-    """The app on a real port, over a freshly seeded database; yields its base URL."""
-    settings = fresh_database
-    engine = make_engine(settings)
-    with factory_for(engine)() as session:
-        seed_demo(session, system_principal("测试"), password=lambda: PASSWORD)
-        session.commit()
-    engine.dispose()
-
-    app = create_app(settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert thread.is_alive(), "the server thread died while starting"
-        assert time.monotonic() < deadline, "the server did not answer /healthz in 30 s"
-        time.sleep(0.1)
-    try:
-        yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        app.state.engine.dispose()
-
-
-@pytest.fixture
-def browser_page() -> Iterator[Page]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
-        page = context.new_page()
-        page.set_default_timeout(10_000)
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
-
-
-@pytest.fixture(scope="module")
-def artifacts() -> Path:
-    """The screenshot folder, emptied once per run so it holds only this run's steps."""
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    ARTIFACTS.mkdir(parents=True)
-    return ARTIFACTS
-
-
-@pytest.fixture
-def shots(artifacts: Path) -> Any:
-    """``shot(page, "01-intake")`` saves a full-page screenshot of the step."""
-
-    def shot(page: Page, name: str) -> Path:
-        path = artifacts / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
-        assert path.stat().st_size > 0
-        return path
-
-    return shot
 
 
 def log_in(page: Page, base: str, username: str) -> None:
