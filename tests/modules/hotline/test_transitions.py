@@ -453,8 +453,8 @@ def test_a_co_handling_unit_sees_the_order_but_cannot_act_as_lead(desk: Desk) ->
     )
     assert [(u["name"], u["role"]) for u in order["units"]] == [
         ("东城街道", "lead"),
+        ("石碣镇", "co"),  # co-units assigned together: by unit code
         ("东莞市住房和城乡建设局", "co"),
-        ("石碣镇", "co"),
     ]
     for who in ("zjj.handler", "sj.handler"):
         assert desk.get(who, order)["actions"] == []

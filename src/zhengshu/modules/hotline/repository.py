@@ -144,7 +144,7 @@ def case_units(session: Session, case_id: uuid.UUID) -> list[tuple[CaseUnit, str
             select(CaseUnit, Unit.name)
             .join(Unit, Unit.id == CaseUnit.unit_id)
             .where(CaseUnit.case_id == case_id, CaseUnit.active.is_(True))
-            .order_by(CaseUnit.role.desc(), CaseUnit.assigned_at)
+            .order_by(CaseUnit.role.desc(), CaseUnit.assigned_at, Unit.code)
         ).all()
     ]
 
