@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 from urllib.parse import quote
@@ -23,15 +24,20 @@ from zhengshu.kernel.audit import AUDIT_KEY
 from zhengshu.kernel.db import make_engine, make_sessionmaker
 from zhengshu.kernel.errors import DomainError, stale
 from zhengshu.kernel.metrics import Metrics
+from zhengshu.kernel.ratelimit import RateLimiter
 from zhengshu.kernel.settings import Settings
+from zhengshu.modules.hotline import attachments as hotline_attachments
 from zhengshu.modules.hotline import bridge as hotline_bridge
+from zhengshu.modules.hotline import importer as hotline_importer
 from zhengshu.modules.hotline import open311 as hotline_open311
 from zhengshu.modules.hotline import routes_api as hotline_api
+from zhengshu.modules.hotline import routes_dispatch as hotline_dispatch
 from zhengshu.modules.hotline import routes_files as hotline_files
 from zhengshu.modules.hotline import routes_web as hotline_web
 from zhengshu.org import routes_api as org_api
 from zhengshu.org import routes_web as org_web
 from zhengshu.web import make_environment, render
+from zhengshu.web.limits import BodySizeLimit, RequestTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,27 @@ HTTP_TITLES = {
     500: "系统错误",
     503: "服务暂不可用",
 }
+
+
+# Routes that take files have their own caps (checked again by the routes themselves); every
+# other body is held to ``Settings.max_body_bytes``. The CSV import of units takes 5 MB.
+UNITS_CSV_MAX = 5_000_000
+UPLOAD_LIMITS = [
+    (
+        re.compile(r"^/(api/v1|hotline)/orders/[^/]+/attachments$"),
+        hotline_attachments.MAX_BYTES + hotline_files.MULTIPART_SLACK,
+    ),
+    (re.compile(r"^/hotline/import$"), hotline_importer.MAX_BYTES + hotline_files.MULTIPART_SLACK),
+    (re.compile(r"^/(api/v1|admin)/units/import$"), UNITS_CSV_MAX + hotline_files.MULTIPART_SLACK),
+]
+
+
+def body_limit(settings: Settings, path: str) -> int:
+    """How many bytes a request body to ``path`` may have."""
+    for pattern, limit in UPLOAD_LIMITS:
+        if pattern.match(path):
+            return max(limit, settings.max_body_bytes)
+    return settings.max_body_bytes
 
 
 def _wants_json(request: Request) -> bool:
@@ -122,6 +149,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = factory
     app.state.jinja = make_environment(TEMPLATE_PACKAGES)
     app.state.metrics = metrics = Metrics()
+    app.state.rate_limiter = RateLimiter()
+
+    async def _refuse_body(scope: Any, receive: Any, send: Any, limit: int) -> None:
+        too_large = RequestTooLarge(limit)
+        response = _error_response(
+            Request(scope, receive),
+            413,
+            "body_too_large",
+            too_large.message_zh,
+            too_large.message_en,
+            {"max_bytes": limit},
+        )
+        await response(scope, receive, send)
+
+    app.add_middleware(
+        BodySizeLimit, limit_for=lambda path: body_limit(settings, path), refuse=_refuse_body
+    )
 
     @app.middleware("http")
     async def _observe(request: Request, call_next: Any) -> Response:
@@ -183,6 +227,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if isinstance(exc, RequestTooLarge):
+            return _error_response(
+                request,
+                413,
+                "body_too_large",
+                exc.message_zh,
+                exc.message_en,
+                {"max_bytes": exc.limit},
+            )
         messages = {
             404: ("找不到您要的页面或资源", "not found"),
             405: ("不支持此请求方法", "method not allowed"),
@@ -232,6 +285,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hotline_bridge.router)
     app.include_router(hotline_open311.router)
     app.include_router(hotline_web.router)
+    app.include_router(hotline_dispatch.api)
+    app.include_router(hotline_dispatch.pages)
     app.include_router(org_web.router)
     app.include_router(admin_api.router)
     app.include_router(admin_web.router)

@@ -16,6 +16,7 @@ import typer
 from sqlalchemy.orm import Session, sessionmaker
 
 from zhengshu import __version__
+from zhengshu.cli_dispatch import dispatch_app, geo_app
 from zhengshu.kernel import audit, migrate
 from zhengshu.kernel.authz import system_principal
 from zhengshu.kernel.calendar import ScheduleError, parse_schedule
@@ -52,6 +53,8 @@ for sub, name in [
     (token_app, "token"),
 ]:
     app.add_typer(sub, name=name)
+app.add_typer(dispatch_app, name="dispatch")
+app.add_typer(geo_app, name="geo")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="数据目录（SQLite 数据库与文件）")]
 SYSTEM = system_principal("命令行")

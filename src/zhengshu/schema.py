@@ -8,6 +8,7 @@ from zhengshu.casework import models as casework_models
 from zhengshu.kernel import audit, calendar_store, idempotency, jobs
 from zhengshu.kernel.db import Base
 from zhengshu.modules.hotline import models as hotline_models
+from zhengshu.modules.hotline.dispatch import models as dispatch_models
 from zhengshu.org import models as org_models
 
 MODEL_MODULES = (
@@ -18,6 +19,7 @@ MODEL_MODULES = (
     org_models,
     casework_models,
     hotline_models,
+    dispatch_models,
 )
 
 

@@ -14,6 +14,7 @@ from zhengshu.kernel.jobs import JobRegistry
 from zhengshu.kernel.settings import Settings, parse_work_periods
 from zhengshu.modules.hotline import events, notify
 from zhengshu.modules.hotline import importer as hotline_importer
+from zhengshu.modules.hotline.dispatch import training as dispatch_training
 from zhengshu.modules.hotline.service import HotlineConfig
 from zhengshu.org.auth import purge_expired
 
@@ -36,4 +37,7 @@ def build_registry(settings: Settings) -> JobRegistry:
     )
     registry.register(notify.JOB, notify.send_job)
     registry.register(hotline_importer.JOB_NAME, hotline_importer.job_handler(settings))
+    registry.register(dispatch_training.JOB, dispatch_training.job_handler)
+    # Weekly: returns and re-dispatches of the week are learnt; promoted only if better.
+    registry.every("hotline.dispatch.retrain", timedelta(days=7), dispatch_training.scheduled)
     return registry

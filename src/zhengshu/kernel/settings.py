@@ -39,8 +39,22 @@ class Settings(BaseSettings):
     login_max_failures_per_user: int = 5
     login_max_failures_per_ip: int = 30
     login_window_minutes: int = 15
+    # Public submissions (Open311 POST requests): at most this many per client address and
+    # per callback phone number in the window (each server process counts its own).
+    submit_max_per_ip: int = 30
+    submit_max_per_phone: int = 5
+    submit_window_minutes: int = 60
+    # Request bodies over this size are refused (413) before they are read; the upload
+    # routes (attachments, imports) have their own, larger caps.
+    max_body_bytes: int = 1024 * 1024
     db_pool_size: int = 10
     sqlite_busy_timeout_ms: int = 10_000
+    # Smart dispatch: carry out a proposal without a person when the weakest of its
+    # confidences (category, unit, address) reaches the threshold (per-category
+    # thresholds in the dispatch catalogue override it).
+    dispatch_auto: bool = True
+    dispatch_auto_threshold: float = Field(default=0.9, ge=0.5, le=1.0)
+    dispatch_geo_threshold: float = Field(default=0.8, ge=0.0, le=1.0)
 
     @field_validator("work_periods")
     @classmethod

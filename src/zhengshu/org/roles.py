@@ -119,6 +119,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
             "hotline:order:transfer",
             "hotline:order:suspend",
             "hotline:requester:reveal",
+            "hotline:dispatch:read",
         }
     ),
     Role.HANDLER: frozenset(_READ_ORG | _HANDLE),
@@ -151,6 +152,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
             "org:token:write",
             "kernel:calendar:write",
             "kernel:jobs:read",
+            "hotline:dispatch:read",
+            "hotline:dispatch:configure",
         }
     ),
     Role.AUDITOR: frozenset(_READ_ORG | {"kernel:audit:read", "kernel:audit:verify"}),

@@ -40,6 +40,7 @@ NAV = [
     ("hotline:order:register", "/hotline/intake", "受理"),
     ("hotline:order:read", "/hotline/orders", "工单"),
     ("hotline:report:read", "/hotline/board", "督办看板"),
+    ("hotline:dispatch:read", "/hotline/dispatch", "智能派单"),
     ("org:unit:read", "/admin/units", "组织机构"),
     ("org:person:read", "/admin/people", "人员"),
     ("kernel:calendar:read", "/admin/calendar", "工作日历"),

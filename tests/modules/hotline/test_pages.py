@@ -236,12 +236,12 @@ def test_another_town_gets_not_found(client: TestClient, db: Session) -> None:
 ORG = ["组织机构", "人员", "工作日历"]
 NAV_BY_ROLE = {
     "calltaker": ["首页", "受理", "工单", *ORG],
-    "dispatcher": ["首页", "工单", *ORG],
+    "dispatcher": ["首页", "工单", "智能派单", *ORG],
     "dc.handler": ["首页", "工单", *ORG],
     "dc.leader": ["首页", "工单", "督办看板", *ORG],
     "callback": ["首页", "工单", *ORG],
     "supervisor": ["首页", "工单", "督办看板", *ORG],
-    "admin": ["首页", *ORG, "接口令牌"],
+    "admin": ["首页", "智能派单", *ORG, "接口令牌"],
 }
 TILES_BY_ROLE = {
     "calltaker": ["受理登记", "工单查询", "本辖区人员", "办理时限计算"],

@@ -14,6 +14,7 @@ class Category:
     code: str
     name: str
     unit_code: str | None
+    aliases: tuple[str, ...] = ()
 
 
 @cache
@@ -22,6 +23,19 @@ def categories() -> dict[str, Category]:
         resources.files("zhengshu.modules.hotline").joinpath("categories.yaml").read_text("utf-8")
     )
     return {
-        str(item["code"]): Category(str(item["code"]), str(item["name"]), item.get("unit"))
+        str(item["code"]): Category(
+            str(item["code"]),
+            str(item["name"]),
+            item.get("unit"),
+            tuple(str(a) for a in item.get("aliases", ())),
+        )
         for item in raw
     }
+
+
+def code_for(label: str) -> str | None:
+    """The category code a label stands for: the code itself, the name or an alias."""
+    for category in categories().values():
+        if label in (category.code, category.name, *category.aliases):
+            return category.code
+    return None

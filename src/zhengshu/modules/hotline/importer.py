@@ -532,6 +532,7 @@ def import_row(
             title=row.title,
             external_ref=row.ref,
         ),
+        smart=False,  # history: what was done then is recorded, not re-decided
     )
     if row.phone is None:
         order.requester_phone = ""
@@ -608,7 +609,7 @@ def run_import(session: Session, payload: dict[str, Any], *, settings: Settings)
         raise NotFound("导入任务不存在", "import job not found")
     state = dict(job.payload)
     base = HotlineConfig.from_settings(settings)
-    config = _JobConfig(base.number_prefix, base.work_periods, base.workflow_dir)
+    config = _JobConfig(base.number_prefix, base.work_periods, base.workflow_dir, base.dispatch)
     actor = system_principal(f"历史数据导入（{state.get('by', '')}）"[:200])
     mapping = {str(k): int(v) for k, v in state["mapping"].items()}
     path = _folder(settings.data_dir) / str(state["file"])

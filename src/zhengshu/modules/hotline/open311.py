@@ -19,7 +19,10 @@ extension (``services.json`` / ``services.xml``); errors come in the same format
   ``email``, ``device_id``, ``account_id``, ``address_id`` and ``attribute[...]`` are
   accepted and not stored. Location is optional (12345 takes requests without a place).
   ``Idempotency-Key`` (``kernel.idempotency``, per token): a retry gets the first answer
-  back, in the format it asks for, and never makes a second order.
+  back, in the format it asks for, and never makes a second order. Submissions are
+  rate-limited per client address and per callback phone number
+  (``ZHENGSHU_SUBMIT_MAX_PER_IP`` / ``_PER_PHONE`` in ``_WINDOW_MINUTES``): over it, 429
+  (a replay of an idempotent retry is not counted).
 - ``GET requests``, ``GET requests/{id}``: public, no key. Only public fields: never the
   requester's name, phone or ID number. ``description`` is published only for requests
   that came in through Open311 (the citizen used a public channel), with phone numbers,
@@ -66,6 +69,7 @@ from zhengshu.kernel import clock, idempotency
 from zhengshu.kernel.authz import Principal, system_principal
 from zhengshu.kernel.calendar import SHANGHAI
 from zhengshu.kernel.errors import DomainError
+from zhengshu.kernel.ratelimit import Quota, RateLimiter
 from zhengshu.kernel.settings import Settings
 from zhengshu.modules.hotline import events, repository, service
 from zhengshu.modules.hotline.catalogue import Category, categories
@@ -747,6 +751,36 @@ def _updates(
 # --- POST requests -----------------------------------------------------------------------
 
 
+def _limiter(request: Request) -> RateLimiter:
+    """The app's in-process limiter of public submissions (made on first use)."""
+    limiter = getattr(request.app.state, "rate_limiter", None)
+    if limiter is None:
+        limiter = request.app.state.rate_limiter = RateLimiter()
+    return limiter
+
+
+def _quotas(settings: Settings, ip: str | None, phone: str) -> list[Quota]:
+    """Per callback phone number, and per client address when there is one."""
+    window = timedelta(minutes=settings.submit_window_minutes)
+    quotas = [
+        Quota(
+            "open311.phone",
+            phone,
+            settings.submit_max_per_phone,
+            window,
+            "同一联系电话",
+            "this phone number",
+        )
+    ]
+    if ip:
+        quotas.append(
+            Quota(
+                "open311.ip", ip, settings.submit_max_per_ip, window, "同一网络地址", "this address"
+            )
+        )
+    return quotas
+
+
 @dataclass(frozen=True)
 class _Submission:
     fields: dict[str, str]
@@ -1006,7 +1040,12 @@ def _validate(fields: dict[str, str]) -> tuple[OrderCreate, dict[str, Any]]:
     },
 )
 def create_request(
-    fmt: Fmt, request: Request, submission: Submission, db: DB, cfg: Config
+    fmt: Fmt,
+    request: Request,
+    submission: Submission,
+    db: DB,
+    cfg: Config,
+    settings: AppSettings,
 ) -> Response:
     """Registers a 12345 order at once (channel open311); answers its number."""
 
@@ -1031,8 +1070,15 @@ def create_request(
         if guard.replay is not None:
             replayed.append(True)
             return Document("service_requests", list(guard.replay.body["requests"]), "request")
+        _limiter(request).take(_quotas(settings, client_ip(request), data.requester_phone))
+        point = (float(extras["lat"]), float(extras["long"])) if "lat" in extras else None
         case, order = service.register_order(
-            db, principal, config=cfg, data=data, source_token_id=principal.token_id
+            db,
+            principal,
+            config=cfg,
+            data=data,
+            source_token_id=principal.token_id,
+            point=point,
         )
         if extras:
             engine.add_note(

@@ -690,7 +690,12 @@ def _order_page(
         if lead is not None:
             children = [u for u in org_repository.children(db, lead) if u.active]
             children.sort(key=_tree_key)
+    smart = views.suggestion_view(db, case)
     suggested = service.default_unit(db, case.category) if case.status == "registered" else None
+    suggested_co: set[uuid.UUID] = set()
+    if smart is not None and case.status == "registered" and smart["lead_unit"]:
+        suggested = db.get(Unit, smart["lead_unit"]["id"])
+        suggested_co = {u["id"] for u in smart["co_units"]}
     # The same caller's other recent orders (that this person may see): the dispatcher's
     # cue to merge (并单).
     duplicates: list[tuple[Case, str, bool]] = []
@@ -731,6 +736,9 @@ def _order_page(
             "forms": forms,
             "dispatch_groups": dispatch_groups,
             "suggested": suggested,
+            "suggested_co": suggested_co,
+            "smart": smart,
+            "categories": list(categories().values()),
             "stage_label": STAGE_LABELS.get(case.stage or ""),
             "children": children,
             "extensions": EXTENSIONS,
@@ -805,6 +813,7 @@ def _action_request(form: FormData) -> ActionRequest:
         "satisfaction": _text(form, "satisfaction") or None,
         "target": _text(form, "target") or None,
         "parent_number": _text(form, "parent_number") or None,
+        "category": _text(form, "category") or None,
     }
     try:
         return ActionRequest.model_validate(data)

@@ -77,6 +77,8 @@ class ActionRequest(BaseModel):
     satisfaction: Satisfaction | None = None
     target: EmergencyService | None = None
     parent_number: str | None = Field(default=None, max_length=32)
+    # A dispatcher may correct the category when dispatching (smart dispatch learns it).
+    category: str | None = Field(default=None, max_length=60)
 
 
 class UnitRef(BaseModel):
@@ -170,3 +172,91 @@ class OrderFilters(BaseModel):
 class Revealed(BaseModel):
     requester_phone: str
     requester_id_number: str | None
+
+
+# --- smart dispatch ----------------------------------------------------------------------
+
+
+class NamedUnit(BaseModel):
+    id: uuid.UUID
+    name: str
+
+
+class CategoryChoice(BaseModel):
+    category: str
+    name: str | None
+    probability: float
+
+
+class SuggestionRead(BaseModel):
+    """What smart dispatch proposed at intake, and what became of it."""
+
+    created_at: datetime
+    model_version: int | None
+    catalogue_version: int | None
+    category: str | None
+    category_name: str | None
+    category_source: str
+    category_confidence: float | None
+    category_top: list[CategoryChoice]
+    reasons: list[str]
+    lead_unit: NamedUnit | None
+    co_units: list[NamedUnit]
+    unit_source: str
+    unit_source_label: str
+    unit_confidence: float | None
+    town: NamedUnit | None
+    village: NamedUnit | None
+    geo_confidence: float | None
+    geo_matched: list[str]
+    auto: bool
+    held_reason: str | None
+    outcome: str | None
+
+
+class RuleCreate(BaseModel):
+    """A dispatch catalogue line: give ``lead_unit_id`` or ``lead_is_town``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category: str = Field(max_length=60)
+    town_unit_id: uuid.UUID | None = None
+    lead_unit_id: uuid.UUID | None = None
+    lead_is_town: bool = False
+    co_unit_ids: list[uuid.UUID] = Field(default_factory=list, max_length=10)
+    auto_threshold: float | None = Field(default=None, ge=0.5, le=1.0)
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+
+
+class RuleRead(BaseModel):
+    id: uuid.UUID
+    category: str
+    category_name: str | None
+    town_unit: NamedUnit | None
+    lead_unit: NamedUnit | None
+    lead_is_town: bool
+    co_units: list[NamedUnit]
+    auto_threshold: float | None
+    note: str | None
+    catalogue_version: int
+    created_at: datetime
+    created_by: str
+    retired_at: datetime | None
+
+
+class ModelRead(BaseModel):
+    id: uuid.UUID
+    version: int
+    status: str
+    source: str
+    n_train: int
+    n_holdout: int
+    metrics: dict[str, Any]
+    created_at: datetime
+    created_by: str
+    promoted_at: datetime | None
+
+
+class RetrainQueued(BaseModel):
+    job_id: uuid.UUID
+    status: str

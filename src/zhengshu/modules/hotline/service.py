@@ -7,7 +7,7 @@ the workflow and jurisdiction, writes, audits (through the engine) and never com
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,15 @@ from zhengshu.casework.definitions import Limit, Workflow, load_workflow
 from zhengshu.casework.engine import Move
 from zhengshu.casework.models import Case, CaseEvent
 from zhengshu.kernel import audit, clock
-from zhengshu.kernel.authz import Principal
+from zhengshu.kernel.authz import Principal, system_principal
 from zhengshu.kernel.calendar import WorkCalendar
 from zhengshu.kernel.calendar_store import load_calendar
 from zhengshu.kernel.errors import Conflict, InvalidInput, not_found
 from zhengshu.kernel.settings import Settings, parse_work_periods
 from zhengshu.modules.hotline import repository
 from zhengshu.modules.hotline.catalogue import categories
+from zhengshu.modules.hotline.dispatch import suggest
+from zhengshu.modules.hotline.dispatch.suggest import DispatchPolicy, Proposal
 from zhengshu.modules.hotline.enums import Satisfaction
 from zhengshu.modules.hotline.models import Order
 from zhengshu.modules.hotline.schemas import ActionRequest, OrderCreate
@@ -42,6 +44,7 @@ class HotlineConfig:
     number_prefix: str
     work_periods: list[tuple[int, int]]
     workflow_dir: Path | None = None
+    dispatch: DispatchPolicy = field(default_factory=DispatchPolicy)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HotlineConfig:
@@ -49,6 +52,11 @@ class HotlineConfig:
             number_prefix=settings.city_prefix,
             work_periods=parse_work_periods(settings.work_periods),
             workflow_dir=settings.data_dir / "workflows",
+            dispatch=DispatchPolicy(
+                auto=settings.dispatch_auto,
+                threshold=settings.dispatch_auto_threshold,
+                geo_threshold=settings.dispatch_geo_threshold,
+            ),
         )
 
     def workflow(self) -> Workflow:
@@ -65,10 +73,18 @@ def register_order(
     config: HotlineConfig,
     data: OrderCreate,
     source_token_id: uuid.UUID | None = None,
+    smart: bool = True,
+    point: tuple[float, float] | None = None,
 ) -> tuple[Case, Order]:
     """受理: take a request in from any channel. ``hotline:order:register`` (call-takers)
     or ``hotline:order:push`` (partner systems such as the 110 platform). Opens the case
-    with its dispatch clock running; audited; emergencies get the shortest limits."""
+    with its dispatch clock running; audited; emergencies get the shortest limits.
+
+    With ``smart`` (all live channels; not the historical import) smart dispatch
+    proposes the category, the place and the units (``dispatch.suggest``): the place
+    fills an empty location, the category an "other" one when the model is sure, and a
+    proposal sure in every part is carried out at once as a dispatch by "智能派单", with
+    the model version, confidences and reasons on the timeline."""
     if not (actor.can("hotline:order:register") or actor.can("hotline:order:push")):
         actor.require("hotline:order:register")
     if data.location_unit_id is not None:
@@ -78,6 +94,27 @@ def register_order(
                 "所属镇街/村居无效", "location must be a town or village unit", code="bad_location"
             )
     title = data.title or _title_of(data.content)
+    proposal: Proposal | None = None
+    if smart and suggest.available():
+        proposal = suggest.propose(
+            session,
+            policy=config.dispatch,
+            title=title,
+            content=data.content,
+            category=None if data.category == "other" else data.category,
+            urgency=data.urgency.value,
+            address=data.address,
+            location_unit_id=data.location_unit_id,
+            lat=point[0] if point else None,
+            lon=point[1] if point else None,
+        )
+    category = data.category
+    if (
+        proposal is not None
+        and proposal.category_source == "model"
+        and (proposal.category_confidence or 0.0) >= config.dispatch.threshold
+    ):
+        category = proposal.category or category
     case = engine.open_case(
         session,
         actor,
@@ -87,7 +124,7 @@ def register_order(
         title=title,
         request_type=data.request_type.value,
         urgency=data.urgency.value,
-        category=data.category,
+        category=category,
         data={"channel": data.channel.value, "external_ref": data.external_ref},
     )
     order = Order(
@@ -97,14 +134,43 @@ def register_order(
         requester_phone=data.requester_phone,
         requester_id_number=data.requester_id_number,
         address=data.address,
-        location_unit_id=data.location_unit_id,
+        location_unit_id=data.location_unit_id
+        or (proposal.location.id if proposal is not None and proposal.location else None),
         content=data.content,
         external_ref=data.external_ref,
         source_token_id=source_token_id,
     )
     session.add(order)
     session.flush()
+    if proposal is not None:
+        suggest.store(session, case.id, proposal)
+        if proposal.auto and proposal.lead is not None:
+            _auto_dispatch(session, config, case, proposal)
     return case, order
+
+
+def _auto_dispatch(session: Session, config: HotlineConfig, case: Case, proposal: Proposal) -> None:
+    """Carry out a sure proposal: the same dispatch a person makes, by 智能派单."""
+    assert proposal.lead is not None
+    reasons = "、".join(proposal.reasons[:5])
+    note = (
+        f"智能派单：模型 v{proposal.model_version}，置信度 {proposal.unit_confidence or 0:.2f}"
+        + (f"，依据：{reasons}" if reasons else "")
+    )
+    _send(
+        session,
+        system_principal("智能派单"),
+        case,
+        config.workflow(),
+        config.calendar(session),
+        ActionRequest(
+            note=note[:2000],
+            unit_id=proposal.lead.id,
+            co_unit_ids=[u.id for u in proposal.co_units],
+        ),
+        "dispatch",
+        explanation=proposal.explanation(),
+    )
 
 
 def _title_of(content: str) -> str:
@@ -195,9 +261,20 @@ def _send(
     calendar: WorkCalendar,
     request: ActionRequest,
     action: str,
+    explanation: dict[str, Any] | None = None,
 ) -> CaseEvent:
     lead = _unit(session, request.unit_id)
     co = [_unit(session, uid) for uid in request.co_unit_ids]
+    data: dict[str, Any] = {"lead_unit": lead.name, "co_units": [u.name for u in co]}
+    if request.category is not None and request.category != case.category:
+        if request.category not in categories():
+            raise InvalidInput("未知的诉求类别", "unknown category", code="bad_category")
+        # The dispatcher's correction of the category: what the next training learns.
+        data["category"] = {"from": case.category, "to": request.category}
+        case.category = request.category
+    if explanation is not None:
+        data["smart_dispatch"] = explanation
+    suggest.record_outcome(session, case.id, lead.id)
     return engine.transition(
         session,
         actor,
@@ -210,7 +287,7 @@ def _send(
             lead_unit=lead,
             co_units=co,
             restart_clock=True,
-            data={"lead_unit": lead.name, "co_units": [u.name for u in co]},
+            data=data,
         ),
     )
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from zhengshu.casework.definitions import Workflow
@@ -9,6 +12,7 @@ from zhengshu.casework.models import Case
 from zhengshu.kernel.authz import Principal
 from zhengshu.modules.hotline import repository, service
 from zhengshu.modules.hotline.catalogue import categories
+from zhengshu.modules.hotline.dispatch.models import DispatchSuggestion
 from zhengshu.modules.hotline.models import Order
 from zhengshu.modules.hotline.schemas import (
     OrderListItem,
@@ -16,6 +20,7 @@ from zhengshu.modules.hotline.schemas import (
     TimelineItem,
     UnitRef,
 )
+from zhengshu.org.models import Unit
 
 
 def mask_phone(phone: str) -> str:
@@ -121,3 +126,55 @@ def timeline_items(session: Session, case: Case) -> list[TimelineItem]:
         )
         for e, unit_name in repository.timeline(session, case.id)
     ]
+
+
+UNIT_SOURCE_LABELS = {
+    "catalogue": "派单目录",
+    "model": "历史工单模型",
+    "category": "类别默认单位",
+    "none": "—",
+}
+
+
+def suggestion_view(session: Session, case: Case) -> dict[str, Any] | None:
+    """Smart dispatch's proposal for an order, with names, for the order page and API."""
+    row = session.get(DispatchSuggestion, case.id)
+    if row is None:
+        return None
+    names = categories()
+
+    def unit(unit_id: object) -> Unit | None:
+        return session.get(Unit, uuid.UUID(str(unit_id))) if unit_id else None
+
+    def category_name(code: str | None) -> str | None:
+        info = names.get(code or "")
+        return info.name if info else code
+
+    co = [u for u in (unit(x) for x in row.co_unit_ids) if u is not None]
+    lead, town, village = unit(row.lead_unit_id), unit(row.town_unit_id), unit(row.village_unit_id)
+    return {
+        "created_at": row.created_at,
+        "model_version": row.model_version,
+        "catalogue_version": row.catalogue_version,
+        "category": row.category,
+        "category_name": category_name(row.category),
+        "category_source": row.category_source,
+        "category_confidence": row.category_confidence,
+        "category_top": [
+            {"category": c, "name": category_name(str(c)), "probability": p}
+            for c, p in row.category_top
+        ],
+        "reasons": list(row.reasons),
+        "lead_unit": {"id": lead.id, "name": lead.name} if lead else None,
+        "co_units": [{"id": u.id, "name": u.name} for u in co],
+        "unit_source": row.unit_source,
+        "unit_source_label": UNIT_SOURCE_LABELS.get(row.unit_source, row.unit_source),
+        "unit_confidence": row.unit_confidence,
+        "town": {"id": town.id, "name": town.name} if town else None,
+        "village": {"id": village.id, "name": village.name} if village else None,
+        "geo_confidence": row.geo_confidence,
+        "geo_matched": list(row.geo_matched),
+        "auto": row.auto,
+        "held_reason": row.held_reason,
+        "outcome": row.outcome,
+    }
