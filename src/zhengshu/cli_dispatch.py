@@ -32,7 +32,12 @@ DataFile = Annotated[Path, typer.Option("--data", help="CSV：msg_id,time,title,
 ModelFile = Annotated[Path, typer.Option("--model", help="模型文件")]
 TextCols = Annotated[str, typer.Option("--text-cols", help="文本列，逗号分隔")]
 LabelCol = Annotated[str, typer.Option("--label-col", help="标签列")]
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="数据目录（SQLite 数据库与文件）")]
 SYSTEM = system_principal("命令行")
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    return Settings(data_dir=data_dir) if data_dir is not None else Settings()
 
 
 def _echo_json(value: dict[str, Any]) -> None:
@@ -188,11 +193,12 @@ def _factory(settings: Settings) -> sessionmaker[Session]:
 @dispatch_app.command("retrain")
 def retrain_cmd(
     force: Annotated[bool, typer.Option("--force", help="不比较，直接启用")] = False,
+    data_dir: DataDir = None,
 ) -> None:
     """用已办结工单重新训练，优于现用模型才启用 / retrain from closed orders."""
     from zhengshu.modules.hotline.dispatch.training import retrain
 
-    settings = Settings()
+    settings = _settings(data_dir)
     try:
         with transaction(_factory(settings)) as session:
             report = retrain(session, SYSTEM, force=force)
@@ -206,13 +212,14 @@ def retrain_cmd(
 @dispatch_app.command("install")
 def install_cmd(
     model: ModelFile,
+    data_dir: DataDir = None,
 ) -> None:
     """启用一个在别处训练的类别模型 / make a model file the active category model.
     标签须为本市类别代码、名称或别名 / labels must be the city's category codes or names."""
     from zhengshu.modules.hotline.dispatch.training import install
 
     loaded = _load(model)
-    settings = Settings()
+    settings = _settings(data_dir)
     try:
         with transaction(_factory(settings)) as session:
             row = install(
@@ -257,11 +264,12 @@ def geo_resolve(
     address: Annotated[str, typer.Argument(help="地址，如“东莞市长安镇乌沙社区兴发南路 8 号”")],
     lat: Annotated[float | None, typer.Option("--lat", help="纬度 WGS84")] = None,
     lon: Annotated[float | None, typer.Option("--lon", help="经度 WGS84")] = None,
+    data_dir: DataDir = None,
 ) -> None:
     """识别地址所属镇街、村居 / resolve an address to its town and village (JSON)."""
     from zhengshu.modules.hotline.dispatch.geo import Gazetteer
 
-    places = _database_gazetteer(Settings()) or Gazetteer.demo()
+    places = _database_gazetteer(_settings(data_dir)) or Gazetteer.demo()
     result = places.resolve(address)
     if result.town is None and lat is not None and lon is not None:
         result = places.resolve_point(lat, lon)
