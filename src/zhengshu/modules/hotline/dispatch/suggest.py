@@ -15,7 +15,6 @@ address's when the lead is "the order's own town".
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -40,13 +39,6 @@ from zhengshu.org.roles import TOWN_LEVEL, VILLAGE_LEVEL, UnitKind
 if TYPE_CHECKING:  # loaded on first use: scikit-learn and jieba take a second to import
     from zhengshu.modules.hotline.dispatch.classifier import Prediction, TextClassifier
     from zhengshu.modules.hotline.dispatch.geo import Gazetteer, Resolution
-
-
-def available() -> bool:
-    return all(
-        importlib.util.find_spec(f"zhengshu.modules.hotline.dispatch.{name}") is not None
-        for name in ("classifier", "geo", "text")
-    )
 
 
 @dataclass(frozen=True)

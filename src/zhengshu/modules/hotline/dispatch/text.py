@@ -15,6 +15,8 @@ import unicodedata
 from typing import Any
 
 _WHITESPACE = re.compile(r"\s+")
+# Line breaks and tabs as spreadsheet exports escape them (openpyxl writes "\r" as _x000D_).
+_EXCEL_ESCAPES = re.compile(r"_x00(?:0[9AaDd])_")
 _lock = threading.Lock()
 _converter: Any = None
 _jieba_ready = False
@@ -33,7 +35,8 @@ def _t2s() -> Any:
 
 
 def normalize(text: str) -> str:
-    """Return ``text`` in Simplified script, NFKC (half-width), whitespace collapsed.
+    """Return ``text`` in Simplified script, NFKC (half-width), whitespace (and the
+    ``_x000D_`` escapes of spreadsheet exports) collapsed to single spaces, stripped.
 
     Idempotent: ``normalize(normalize(x)) == normalize(x)``.
     """
@@ -44,7 +47,7 @@ def normalize(text: str) -> str:
     # NFKC may produce characters that OpenCC maps again (and vice versa); one more pass
     # of each keeps the function idempotent for such rare inputs.
     folded = unicodedata.normalize("NFKC", str(_t2s().convert(folded)))
-    return _WHITESPACE.sub(" ", folded).strip()
+    return _WHITESPACE.sub(" ", _EXCEL_ESCAPES.sub(" ", folded)).strip()
 
 
 def _jieba() -> Any:
@@ -67,3 +70,8 @@ def words(text: str) -> list[str]:
     if not normalized:
         return []
     return [w for w in _jieba().lcut(normalized) if w.strip()]
+
+
+def is_word(term: str) -> bool:
+    """Whether ``term`` is a word of jieba's dictionary (not just a prefix of one)."""
+    return bool(_jieba().get_FREQ(term, 0))
