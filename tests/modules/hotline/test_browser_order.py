@@ -124,7 +124,13 @@ def test_one_order_through_intake_dispatch_sign_for_reply_callback_and_close(
     shots(page, "06-dispatch-queue")
     row.get_by_role("link", name=number).click()
     expect(page).to_have_url(order_url)
-    expect(page.locator("aside h3")).to_have_text(["派单", "并单", "移交 110/119/120"])
+    expect(page.locator("aside section.action h3")).to_have_text(
+        ["派单", "并单", "移交 110/119/120"]
+    )
+    # Smart dispatch found the place from the address and says why it did not act alone.
+    smart = page.locator("section.smart-dispatch")
+    expect(smart).to_contain_text("东城街道 · 岗贝社区")
+    expect(smart.locator(".held")).to_have_text("未自动派单：仅有类别默认单位，需人工确认")
     # The category's usual department is preselected; this one belongs to the town.
     expect(page.locator("#dispatch-unit option:checked")).to_have_text("东莞市城市管理和综合执法局")
     page.locator("#dispatch-unit").select_option(label="东城街道")
