@@ -53,14 +53,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--no-unlabelled", action="store_true", help="ours without self-training")
+    parser.add_argument(
+        "--self-training",
+        action="store_true",
+        help="ours with self-training on the unlabelled messages (off, as in the CLI)",
+    )
     args = parser.parse_args()
     if not args.data.is_file():
         print(f"skipped: data absent ({args.data})")
         return
     texts, labels = read_labelled_csv(args.data)
     unlabelled: list[str] = []
-    if not args.no_unlabelled:
+    if args.self_training:
         for name in UNLABELLED:
             if (args.data.parent / name).is_file():
                 unlabelled.extend(read_unlabelled_csv(args.data.parent / name))
