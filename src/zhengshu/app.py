@@ -60,7 +60,9 @@ HTTP_TITLES = {
 
 # Routes that take files have their own caps (checked again by the routes themselves); every
 # other body is held to ``Settings.max_body_bytes``. The CSV import of units takes 5 MB.
+# Open311 refuses bodies over its own, smaller cap itself, in GeoReport's error format.
 UNITS_CSV_MAX = 5_000_000
+OWN_LIMIT = re.compile(r"^/open311/")
 UPLOAD_LIMITS = [
     (
         re.compile(r"^/(api/v1|hotline)/orders/[^/]+/attachments$"),
@@ -71,12 +73,34 @@ UPLOAD_LIMITS = [
 ]
 
 
-def body_limit(settings: Settings, path: str) -> int:
-    """How many bytes a request body to ``path`` may have."""
+def body_limit(settings: Settings, path: str) -> int | None:
+    """How many bytes a request body to ``path`` may have (None: the route's own cap)."""
+    if OWN_LIMIT.match(path):
+        return None
     for pattern, limit in UPLOAD_LIMITS:
         if pattern.match(path):
             return max(limit, settings.max_body_bytes)
     return settings.max_body_bytes
+
+
+# The JSON body of every refusal (``_error_response``), as the OpenAPI schema declares it.
+ERROR_BODY: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "message_en", "details"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string", "description": "中文说明"},
+                "message_en": {"type": "string"},
+                "details": {"type": "object"},
+            },
+        }
+    },
+}
 
 
 def _wants_json(request: Request) -> bool:
@@ -196,15 +220,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _error_response(request, err.status_code, err.code, err.message_zh, err.message_en)
 
     @app.exception_handler(DataError)
-    async def _bad_data(request: Request, _exc: DataError) -> Response:
+    async def _bad_data(request: Request, exc: DataError) -> Response:
         # The database refused a value the schemas let through (e.g. a NUL character in
         # text on PostgreSQL): the transaction was rolled back, nothing was saved.
+        if getattr(exc.orig, "sqlstate", None) == "22003":  # numeric_value_out_of_range
+            return await _out_of_range(request, OverflowError(str(exc.orig)))
         return _error_response(
             request,
             400,
             "unstorable_input",
             "提交的内容含有无法保存的字符（如空字符），请修改后重试",
             "the request contains characters that cannot be stored",
+        )
+
+    @app.exception_handler(OverflowError)
+    async def _out_of_range(request: Request, exc: OverflowError) -> Response:
+        # A number too large for the database or the calendar (SQLite binds at most
+        # 64-bit integers, e.g. ?offset=9223372036854775808): the input, not a fault.
+        log.warning("out-of-range input on %s %s: %s", request.method, request.url.path, exc)
+        return _error_response(
+            request,
+            400,
+            "out_of_range",
+            "提交的数值超出允许范围，请修改后重试",
+            "a number in the request is out of range",
         )
 
     @app.exception_handler(RequestValidationError)
@@ -290,4 +329,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(org_web.router)
     app.include_router(admin_api.router)
     app.include_router(admin_web.router)
+    generate_openapi = app.openapi
+
+    def _openapi() -> dict[str, Any]:
+        # FastAPI documents a 422 as {"detail": [...]}; this app answers every refusal,
+        # 422 included, in its own envelope (see ``_error_response``): say so.
+        schema = generate_openapi()
+        schemas = schema.get("components", {}).get("schemas", {})
+        if "HTTPValidationError" in schemas:
+            schemas["HTTPValidationError"] = ERROR_BODY
+        return schema
+
+    app.openapi = _openapi  # type: ignore[method-assign]
     return app

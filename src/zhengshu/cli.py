@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from zhengshu import __version__
 from zhengshu.cli_dispatch import dispatch_app, geo_app
+from zhengshu.cli_hot import hot_app
 from zhengshu.kernel import audit, migrate
 from zhengshu.kernel.authz import system_principal
 from zhengshu.kernel.calendar import ScheduleError, parse_schedule
@@ -55,6 +56,7 @@ for sub, name in [
     app.add_typer(sub, name=name)
 app.add_typer(dispatch_app, name="dispatch")
 app.add_typer(geo_app, name="geo")
+app.add_typer(hot_app, name="hot")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="数据目录（SQLite 数据库与文件）")]
 SYSTEM = system_principal("命令行")
@@ -447,6 +449,75 @@ def token_create(
     except DomainError as exc:
         _fail(exc)
     typer.echo(plaintext)
+
+
+# --- backup and restore ------------------------------------------------------------------
+
+
+@app.command("backup")
+def backup_cmd(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="备份文件或目录（缺省：当前目录下按时间命名）"),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """在线备份数据库与附件为一个归档文件 / back up the database and stored files."""
+    from zhengshu.ops import backup as ops
+
+    settings = _settings(data_dir)
+    try:
+        info = ops.backup(settings, out or Path.cwd())
+    except DomainError as exc:
+        _fail(exc)
+    rows = sum(info.tables.values())
+    typer.echo(f"已备份 / backed up: {info.path}（{info.size / 1024 / 1024:.1f} MB）")
+    typer.echo(
+        f"  数据库 {info.database}，版本 {info.revision}，{len(info.tables)} 张表共 {rows} 行；"
+        f"审计链至第 {info.audit_seq} 条；文件 {info.files} 个"
+    )
+    typer.echo("  请把备份文件复制到另一台机器或离线介质，并另行保管审计密钥 / secret_key")
+
+
+@app.command("restore")
+def restore_cmd(
+    file: Annotated[Path, typer.Argument(help="zhengshu backup 生成的归档文件")],
+    yes: Annotated[bool, typer.Option("--yes", help="不再确认，直接覆盖")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """用备份覆盖当前数据库与附件（先停止服务与后台任务）/ restore a backup."""
+    from zhengshu.ops import backup as ops
+
+    settings = _settings(data_dir)
+    if not yes:
+        typer.confirm(
+            f"将用 {file} 覆盖 {_where(settings)} 的全部数据与附件，确定吗？"
+            " / replace all data with the backup?",
+            abort=True,
+        )
+    try:
+        info = ops.restore(settings, file)
+    except DomainError as exc:
+        _fail(exc)
+    rows = sum(info.tables.values())
+    typer.echo(f"已恢复 / restored: {file}（备份于 {info.created_at}）")
+    typer.echo(
+        f"  数据库版本 {info.revision}，{len(info.tables)} 张表共 {rows} 行；文件 {info.files} 个"
+    )
+    if info.upgraded_to:
+        typer.echo(f"  已迁移到当前版本 / migrated to {info.upgraded_to}")
+    for name, (expected, found) in info.mismatched.items():
+        typer.secho(f"  行数不符 {name}：备份 {expected}，恢复后 {found}", fg="red", err=True)
+    if not info.head_matches:
+        typer.secho("  审计链头与备份记录不符 / audit head differs from the manifest", fg="red")
+    if info.audit.ok:
+        typer.echo(f"  审计链校验通过，共 {info.audit.rows} 条 / audit chain intact")
+    else:
+        assert info.audit.problem is not None
+        typer.secho(f"  审计链校验失败：{info.audit.problem.message_zh}", fg="red")
+        typer.echo("  （若审计密钥与备份时不同，请设置原来的 ZHENGSHU_AUDIT_KEY 或 secret_key）")
+    if not info.ok:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -185,8 +185,24 @@ def test_token_of_a_deactivated_unit_stops_working(db: Session, api: Api, app: A
 
 
 def test_town_admin_issues_for_the_town(db: Session, api: Api, app: Any) -> None:
-    issued = issue(api, db, actor=DONGCHENG.admin, kind="open311")
+    issued = issue(api, db, actor=DONGCHENG.admin, kind="partner")
     assert bearer(app, issued["token"]).get("/api/v1/me").json()["roles"] == ["partner"]
+
+
+def test_an_open311_key_is_no_bearer_token(db: Session, api: Api, app: Any) -> None:
+    """An Open311 key ships inside citizens' apps: it is the api_key of /open311/v2/ and
+    nothing else (it must not register orders with any channel, nor act as the 110 bridge)."""
+    issued = issue(api, db, actor=DONGCHENG.admin, kind="open311")
+    client = bearer(app, issued["token"])
+    for method, path in [
+        ("GET", "/api/v1/me"),
+        ("POST", "/api/v1/orders"),
+        ("POST", "/api/v1/partner/110/orders"),
+        ("PUT", "/api/v1/partner/110/webhook"),
+    ]:
+        response = client.request(method, path, json={})
+        assert response.status_code == 403, (path, response.text)
+        assert error_of(response)["code"] == "open311_key_only"
 
 
 def test_issuing_needs_token_write(db: Session, api: Api) -> None:

@@ -7,7 +7,9 @@ commit. Any exception rolls it back.
 
 Identity: ``Authorization: Bearer`` first (API clients, partner systems), else the session
 cookie (browsers). Cookie-authenticated unsafe requests must carry the session's CSRF
-token in the ``X-CSRF-Token`` header or a ``csrf_token`` form field.
+token in the ``X-CSRF-Token`` header or a ``csrf_token`` form field. An Open311 key (a
+token of kind ``open311``, shipped inside citizens' apps) is good only as the ``api_key``
+of the Open311 endpoints, which check it themselves: as a bearer token it is refused.
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ from zhengshu.kernel.db import open_session
 from zhengshu.kernel.errors import NotAuthenticated, PermissionDenied
 from zhengshu.kernel.settings import Settings
 from zhengshu.org.auth import LoginOutcome, WebIdentity, resolve_bearer, resolve_web_session
+from zhengshu.org.models import ApiToken
 
 SESSION_COOKIE = "zhengshu_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Token kinds that are no bearer credential anywhere (see the module docstring).
+NOT_BEARER_KINDS = frozenset({"open311"})
 
 
 def get_settings(request: Request) -> Settings:
@@ -74,6 +79,13 @@ async def optional_identity(request: Request, db: DB) -> Principal | None:
         principal = resolve_bearer(db, auth[7:].strip(), ip=ip)
         if principal is None:
             raise NotAuthenticated("令牌无效或已过期", "invalid or expired token", code="bad_token")
+        token = db.get(ApiToken, principal.token_id) if principal.token_id else None
+        if token is not None and token.kind in NOT_BEARER_KINDS:
+            raise PermissionDenied(
+                "Open311 密钥只能作为 Open311 接口（/open311/v2/）的 api_key 使用",
+                "an Open311 key is only an api_key of /open311/v2/, not a bearer token",
+                code="open311_key_only",
+            )
         request.state.principal = principal
         return principal
     identity = resolve_web_session(db, request.cookies.get(SESSION_COOKIE), ip=ip)

@@ -214,6 +214,8 @@ def home(request: Request, db: DB, actor: PageActor, settings: AppSettings) -> R
         {
             "title": "首页",
             "person": person,
+            # A partner system's token has no person (and, with a bearer token, no session).
+            "actor_name": actor.name,
             "unit": unit,
             "scope": scope,
             "role_labels": [ROLE_LABELS[Role(r)] for r in sorted(actor.roles)],
