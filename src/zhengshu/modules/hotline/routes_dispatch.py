@@ -83,7 +83,7 @@ def _models(db: DB) -> list[DispatchModel]:
 
 
 def _queue_retrain(db: DB, actor: Principal) -> jobs.Job:
-    actor.require("hotline:dispatch:configure")
+    catalogue.require_configure(db, actor)
     return jobs.enqueue(db, training.JOB, {"by": actor.name}, max_attempts=1)
 
 
@@ -205,7 +205,7 @@ def dispatch_page(request: Request, db: DB, actor: PageActor, flash: str | None 
             "towns": towns,
             "leads": leads,
             "stats": _outcomes(db),
-            "can_configure": actor.can("hotline:dispatch:configure"),
+            "can_configure": catalogue.can_configure(db, actor),
             "flash": flash,
         },
     )

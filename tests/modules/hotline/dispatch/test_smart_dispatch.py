@@ -157,10 +157,13 @@ def test_catalogue_changes_are_versioned_audited_and_replace_the_live_line(db: S
 
 
 def test_catalogue_refuses_bad_lines(db: Session, as_user: Callable[[str], Principal]) -> None:
+    for who in ("dispatcher", "dc.admin"):  # a town's administrator: not the city's list
+        with pytest.raises(PermissionDenied):
+            catalogue.add_rule(
+                db, as_user(who), catalogue.RuleInput(category="urban", lead_is_town=True)
+            )
     with pytest.raises(PermissionDenied):
-        catalogue.add_rule(
-            db, as_user("dispatcher"), catalogue.RuleInput(category="urban", lead_is_town=True)
-        )
+        training.retrain(db, as_user("dc.admin"))
     for bad in [
         catalogue.RuleInput(category="no-such", lead_is_town=True),
         catalogue.RuleInput(category="urban"),  # no lead at all

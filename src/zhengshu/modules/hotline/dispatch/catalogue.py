@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 
 from zhengshu.kernel import audit, clock
 from zhengshu.kernel.authz import Principal
-from zhengshu.kernel.errors import Conflict, InvalidInput, not_found
+from zhengshu.kernel.errors import Conflict, InvalidInput, PermissionDenied, not_found
 from zhengshu.modules.hotline.catalogue import categories
 from zhengshu.modules.hotline.dispatch.models import DispatchRule
+from zhengshu.org import repository as org_repository
 from zhengshu.org.models import Unit
 from zhengshu.org.roles import TOWN_LEVEL, UnitKind
 
@@ -36,6 +37,25 @@ class RuleInput:
     co_unit_ids: tuple[uuid.UUID, ...] = ()
     auto_threshold: float | None = None
     note: str | None = None
+
+
+def require_configure(session: Session, actor: Principal) -> None:
+    """The catalogue and the model are the city's: ``hotline:dispatch:configure`` and a
+    city-wide scope (a town's administrator has the permission for their town only)."""
+    actor.require("hotline:dispatch:configure")
+    root = org_repository.root_unit(session)
+    if root is None or not actor.covers(root.path):
+        raise PermissionDenied(
+            "派单目录和派单模型由市级管理员维护", "city-wide administrators only"
+        )
+
+
+def can_configure(session: Session, actor: Principal) -> bool:
+    try:
+        require_configure(session, actor)
+    except PermissionDenied:
+        return False
+    return True
 
 
 def version(session: Session) -> int:
@@ -137,7 +157,7 @@ def _snapshot(rule: DispatchRule) -> dict[str, object]:
 
 def add_rule(session: Session, actor: Principal, data: RuleInput) -> DispatchRule:
     """Add a line; a live line for the same category and town is retired by it."""
-    actor.require("hotline:dispatch:configure")
+    require_configure(session, actor)
     _validate(session, data)
     now = clock.now()
     new_version = version(session) + 1
@@ -180,7 +200,7 @@ def add_rule(session: Session, actor: Principal, data: RuleInput) -> DispatchRul
 
 def retire_rule(session: Session, actor: Principal, rule_id: uuid.UUID) -> DispatchRule:
     """Take a line out of the catalogue (kept in its history)."""
-    actor.require("hotline:dispatch:configure")
+    require_configure(session, actor)
     rule = session.get(DispatchRule, rule_id)
     if rule is None:
         raise not_found("派单目录条目", "dispatch rule")

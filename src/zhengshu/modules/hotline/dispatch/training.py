@@ -27,6 +27,7 @@ from zhengshu.kernel import audit, clock
 from zhengshu.kernel.authz import Principal, system_principal
 from zhengshu.kernel.errors import InvalidInput
 from zhengshu.modules.hotline.catalogue import code_for
+from zhengshu.modules.hotline.dispatch.catalogue import require_configure
 from zhengshu.modules.hotline.dispatch.models import TOWN, DispatchModel
 from zhengshu.modules.hotline.models import Order
 from zhengshu.org.models import Unit
@@ -128,7 +129,7 @@ def retrain(
 ) -> RetrainReport:
     """Train a candidate from closed orders; promote it if it beats the active model on
     the most recent orders (``force`` promotes regardless, e.g. for the first model)."""
-    actor.require("hotline:dispatch:configure")
+    require_configure(session, actor)
     history = examples(session)
     if len(history) < min_orders:
         return RetrainReport(
@@ -233,7 +234,7 @@ def install(
 ) -> DispatchModel:
     """Make a model trained elsewhere (``zhengshu dispatch train``) the active one. Its
     category labels must be the city's category codes."""
-    actor.require("hotline:dispatch:configure")
+    require_configure(session, actor)
     label_map: dict[str, str] = {}
     if category_model is not None:
         label_map = {label: code_for(label) or "" for label in category_model.labels}
