@@ -29,6 +29,8 @@ BAD_LOGIN = "用户名或密码错误"
 LOCKED = "登录失败次数过多，请 15 分钟后再试"
 CSRF_FAILED = "页面已过期，请刷新后重试（CSRF 校验失败）"
 ADMIN_PERMISSIONS = [
+    "hotline:dispatch:configure",
+    "hotline:dispatch:read",
     "kernel:calendar:read",
     "kernel:calendar:write",
     "kernel:jobs:read",

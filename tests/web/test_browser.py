@@ -53,7 +53,7 @@ def test_admin_adds_a_person_who_then_logs_in(
     expect(page).to_have_url(f"{base}/")
     expect(page.locator("h1")).to_have_text("您好，系统管理员")
     expect(page.locator("nav.mainnav a")).to_have_text(
-        ["首页", "组织机构", "人员", "工作日历", "接口令牌"]
+        ["首页", "智能派单", "组织机构", "人员", "工作日历", "接口令牌"]
     )
     expect(page.locator(".who span")).to_have_text("系统管理员(admin)")
     shots(page, "02-home-admin")

@@ -163,7 +163,7 @@ def test_admin_may_not_read_the_audit_log(client: TestClient, path: str) -> None
     assert page.title == full_title("没有权限")
     assert page.h1 == "没有权限"
     assert page.error_message == NO_PERMISSION
-    assert page.nav == ["首页", "组织机构", "人员", "工作日历", "接口令牌"]
+    assert page.nav == ["首页", "智能派单", "组织机构", "人员", "工作日历", "接口令牌"]
 
 
 @pytest.mark.parametrize(
@@ -188,8 +188,8 @@ def test_calltaker_is_refused_pages_beyond_their_role(
 # --- the nav and home tiles follow the role --------------------------------------------
 
 NAV_BY_ROLE = {
-    "admin": ["首页", "组织机构", "人员", "工作日历", "接口令牌"],
-    "dc.admin": ["首页", "组织机构", "人员", "工作日历", "接口令牌"],
+    "admin": ["首页", "智能派单", "组织机构", "人员", "工作日历", "接口令牌"],
+    "dc.admin": ["首页", "智能派单", "组织机构", "人员", "工作日历", "接口令牌"],
     "auditor": ["首页", "组织机构", "人员", "工作日历", "审计日志"],
     "calltaker": ["首页", "受理", "工单", "组织机构", "人员", "工作日历"],
     "dc.handler": ["首页", "工单", "组织机构", "人员", "工作日历"],
@@ -1084,7 +1084,7 @@ def test_not_found_page_keeps_the_logged_in_shell(client: TestClient) -> None:
     login(client, "admin")
     page = get(client, "/no/such/page")
     assert page.status == 404
-    assert page.nav == ["首页", "组织机构", "人员", "工作日历", "接口令牌"]
+    assert page.nav == ["首页", "智能派单", "组织机构", "人员", "工作日历", "接口令牌"]
     assert page.dom.one("div", "who").one("span").text == "系统管理员(admin)"
 
 
