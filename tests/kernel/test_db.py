@@ -4,6 +4,8 @@ transactions, and the constraint naming convention."""
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -326,3 +328,71 @@ def test_every_table_has_a_conventionally_named_primary_key(engine: Engine) -> N
     inspector = inspect(engine)
     for table in Base.metadata.tables:
         assert inspector.get_pk_constraint(table)["name"] == f"pk_{table}", table
+
+
+def test_sqlite_writers_of_one_process_take_turns_without_starving(tmp_path: Path) -> None:
+    """Writers queue on a lock before BEGIN IMMEDIATE: a waiting writer proceeds as soon as
+    the writer before it ends (SQLite's own busy wait polls and can starve one), and every
+    way a transaction ends lets the next one in."""
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'turns.sqlite3'}",
+        sqlite_busy_timeout_ms=3000,
+        secret_key="k",
+    )
+    engine = make_engine(settings)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        factory = make_sessionmaker(engine)
+        first = open_session(factory, write=True)
+        waited: list[float] = []
+
+        def second() -> None:
+            started = time.monotonic()
+            with transaction(factory) as session:
+                waited.append(time.monotonic() - started)
+                session.execute(text("INSERT INTO t VALUES (2)"))
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(0.3)
+        assert thread.is_alive()  # queued behind the first writer
+        first.execute(text("INSERT INTO t VALUES (1)"))
+        released = time.monotonic()
+        first.commit()
+        first.close()
+        thread.join(5)
+        assert not thread.is_alive()
+        assert waited[0] >= 0.3
+        assert time.monotonic() - released < 1.0
+
+        # Rollback, close without commit, and an invalidated connection all free the turn.
+        rolled = open_session(factory, write=True)
+        rolled.rollback()
+        rolled.close()
+        open_session(factory, write=True).close()
+        broken = open_session(factory, write=True)
+        broken.connection().invalidate()
+        broken.close()
+
+        errors: list[BaseException] = []
+
+        def writer(n: int) -> None:
+            try:
+                for i in range(25):
+                    with transaction(factory) as session:
+                        session.execute(text("INSERT INTO t VALUES (:x)"), {"x": n * 100 + i})
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == []
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 2 + 8 * 25
+    finally:
+        engine.dispose()

@@ -12,9 +12,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -34,15 +34,18 @@ def next_number(session: Session, prefix: str, now: datetime) -> str:
 
     The counter row is incremented with one UPDATE (row-locked on PostgreSQL, serialized
     by the write lock on SQLite); the first number of a day inserts the row, and a race on
-    that insert retries as an UPDATE inside a savepoint.
+    that insert retries as an UPDATE inside a savepoint. Numbers have no gaps, so the row
+    stays locked until the transaction ends: every registration of the day queues on it
+    (see docs/performance.md). The UPDATE is plain Core (no ORM bulk-update bookkeeping).
     """
     day = now.astimezone(SHANGHAI).date()
+    counters = cast(Table, CaseCounter.__table__)
     for _ in range(3):
         value = session.execute(
-            update(CaseCounter)
-            .where(CaseCounter.prefix == prefix, CaseCounter.day == day)
-            .values(value=CaseCounter.value + 1)
-            .returning(CaseCounter.value)
+            update(counters)
+            .where(counters.c.prefix == prefix, counters.c.day == day)
+            .values(value=counters.c.value + 1)
+            .returning(counters.c.value)
         ).scalar_one_or_none()
         if value is not None:
             return f"{prefix}{day:%Y%m%d}{value:06d}"
@@ -67,10 +70,24 @@ def _event(
     note: str | None = None,
     data: Mapping[str, Any] | None = None,
     unit_id: uuid.UUID | None = None,
+    first: bool = False,
 ) -> CaseEvent:
-    seq = session.execute(
-        select(func.coalesce(func.max(CaseEvent.seq), 0)).where(CaseEvent.case_id == case.id)
-    ).scalar_one()
+    if first:
+        # A case opened in this transaction: no other transaction can see it yet, so its
+        # first entry is seq 1 without a query and without taking the lock below.
+        seq = 0
+    else:
+        # Two entries on one case at once (two reveals, a merge note and an upload) must
+        # not both take max(seq) + 1. Every writer of the timeline moves the audit chain's
+        # head in the same transaction anyway: taking that row lock first serializes them
+        # (PostgreSQL; SQLite's writers are serialized already) and keeps one lock order,
+        # case row then head, so no two of them can deadlock.
+        session.execute(
+            select(audit.AuditChainHead.id).where(audit.AuditChainHead.id == 1).with_for_update()
+        )
+        seq = session.execute(
+            select(func.coalesce(func.max(CaseEvent.seq), 0)).where(CaseEvent.case_id == case.id)
+        ).scalar_one()
     event = CaseEvent(
         id=uuid.uuid4(),
         case_id=case.id,
@@ -158,6 +175,7 @@ def open_case(
         from_status=None,
         to_status=case.status,
         data=data,
+        first=True,
     )
     audit.record(
         session,
@@ -174,6 +192,7 @@ def _snapshot(case: Case) -> dict[str, Any]:
     return {
         "number": case.number,
         "status": case.status,
+        "category": case.category,
         "lead_unit_id": case.lead_unit_id,
         "due_at": case.due_at,
         "warning_level": case.warning_level,
@@ -243,6 +262,8 @@ class Move:
     expected_version: int | None = None
     restart_clock: bool = False
     count_rework: bool = False
+    # A reclassification that goes with the action (a dispatcher correcting the category).
+    category: str | None = None
 
 
 def check_state(workflow: Workflow, case: Case, action_name: str) -> None:
@@ -290,6 +311,8 @@ def transition(
     now = clock.now()
     before = _snapshot(case)
     target = workflow.state(action.target) if action.target else state
+    if move.category is not None:
+        case.category = move.category
     if move.lead_unit is not None:
         set_lead(session, case, move.lead_unit, now)
     if move.co_units is not None:

@@ -5,7 +5,8 @@ commits or rolls back with the change. Rows are numbered by ``seq`` without gaps
 row's ``hash`` is an HMAC-SHA256 (keyed by the installation's audit key) over its content
 and the previous row's hash. ``audit_chain_head`` holds the last seq and hash: appending
 updates that single row, which serializes writers on PostgreSQL (row lock) as SQLite's
-write lock already does, so the chain never forks.
+write lock already does, so the chain never forks. The lock is held from the append to
+the end of the transaction, so use cases audit last, after their other writes.
 
 ``verify`` walks the chain and reports the first row that was changed, deleted or inserted
 out of order, and rows missing from or added after the recorded head. The HMAC key means
@@ -21,10 +22,11 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Integer, String, select
+from sqlalchemy import Integer, String, Table, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm.util import identity_key
 
 from zhengshu.kernel import clock
 from zhengshu.kernel.authz import Principal
@@ -68,6 +70,11 @@ class AuditChainHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
     # HMAC over (seq, hash): moving the head back over deleted rows needs the key.
     mac: Mapped[str] = mapped_column(String(64))
+
+
+_LOG = cast(Table, AuditEntry.__table__)
+_HEAD = cast(Table, AuditChainHead.__table__)
+_COLUMNS = [column.name for column in _LOG.columns]
 
 
 def to_jsonable(value: Any) -> Any:
@@ -123,15 +130,21 @@ def record(
 
     ``action`` is dotted (``org.person.create``); ``before``/``after`` are snapshots of the
     fields that matter (secrets excluded by the caller).
+
+    The head stays locked until the transaction ends, so appending is the transaction's
+    serialization point: it costs two statements (lock and read the head; write the row
+    and move the head, in one statement on PostgreSQL), issued with SQLAlchemy Core rather
+    than through the unit of work. The returned entry is not attached to the session.
     """
+    # The caller's pending changes go first (as they always did): a failing write fails
+    # before the head is locked, and the lock is held for as short a time as possible.
+    session.flush()
     head = session.execute(
-        select(AuditChainHead)
-        .where(AuditChainHead.id == 1)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+        select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+    ).one_or_none()
     if head is None:
         raise RuntimeError("audit_chain_head is missing: run `zhengshu audit verify`")
+    key = _key(session)
     # Microseconds are kept; the value must round-trip unchanged for the hash to verify.
     entry = AuditEntry(
         seq=head.seq + 1,
@@ -148,11 +161,21 @@ def record(
         after=to_jsonable(dict(after)) if after is not None else None,
         prev_hash=head.hash,
     )
-    entry.hash = compute_hash(_key(session), entry)
-    session.add(entry)
-    head.seq, head.hash = entry.seq, entry.hash
-    head.mac = head_mac(_key(session), entry.seq, entry.hash)
-    session.flush()
+    entry.hash = compute_hash(key, entry)
+    row = {column: getattr(entry, column) for column in _COLUMNS}
+    move = (
+        update(_HEAD)
+        .where(_HEAD.c.id == 1)
+        .values(seq=entry.seq, hash=entry.hash, mac=head_mac(key, entry.seq, entry.hash))
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(insert(_LOG).values(row).add_cte(move.cte("moved_head")))
+    else:
+        session.execute(insert(_LOG).values(row))
+        session.execute(move)
+    loaded = session.identity_map.get(identity_key(AuditChainHead, 1))
+    if loaded is not None:
+        session.expire(loaded)  # a head read earlier in this session is stale now
     return entry
 
 

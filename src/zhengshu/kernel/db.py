@@ -11,6 +11,7 @@ One transaction per request or job: services flush, the caller commits (see
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -98,6 +99,9 @@ def make_engine(settings: Settings) -> Engine:
     )
 
 
+_GATE = "zhengshu_sqlite_writer"  # connection info key: this connection holds the gate
+
+
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -111,10 +115,31 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
+    # Writers of this process queue on a lock before BEGIN IMMEDIATE. SQLite's own wait
+    # for its write lock polls with sleeps of up to 100 ms and is not first come, first
+    # served: under a steady stream of writers one can starve past the busy timeout
+    # ("database is locked"). Blocked on a lock a writer wakes as soon as the last one is
+    # done. The lock is held until the connection goes back to the pool (the session's
+    # commit or rollback); waiting for it counts against the same busy timeout, after
+    # which BEGIN IMMEDIATE decides as before (other processes still meet SQLite's lock).
+    gate = threading.Lock()
+    wait_s = busy_timeout_ms / 1000
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         immediate = connection.get_execution_options().get("sqlite_immediate", False)
+        if immediate and not connection.info.get(_GATE) and gate.acquire(timeout=wait_s):
+            connection.info[_GATE] = gate
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    def _release(_dbapi_connection: Any, record: Any, *_args: Any) -> None:
+        held = record.info.pop(_GATE, None) if record is not None else None
+        if held is not None:
+            held.release()
+
+    event.listen(engine.pool, "checkin", _release)
+    event.listen(engine.pool, "invalidate", _release)
+    event.listen(engine.pool, "soft_invalidate", _release)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

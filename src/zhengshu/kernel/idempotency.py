@@ -15,17 +15,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Integer, String, delete, select, text, update
+from sqlalchemy import Integer, String, Table, bindparam, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm.util import identity_key
 
 from zhengshu.kernel import clock
 from zhengshu.kernel.authz import Principal
-from zhengshu.kernel.db import Base
+from zhengshu.kernel.db import Base, UTCDateTime
 from zhengshu.kernel.errors import Conflict, InvalidInput
 
 
@@ -133,6 +134,11 @@ def claim(
     NOTHING`` waits for the first transaction (PostgreSQL: at most ``wait_seconds``, then
     409 ``idempotency_in_flight``; SQLite: writers are serialized at ``BEGIN IMMEDIATE``)
     and then finds its committed row, or takes the key if that transaction rolled back.
+
+    On PostgreSQL every transaction that inserts a key first takes a transaction-scoped
+    advisory lock on it. The usual case (no duplicate in flight) is then one statement:
+    try the lock and insert together (``_try_claim``); only when another transaction
+    holds the lock does this one wait for it, bounded by ``lock_timeout``.
     """
     values = {
         "caller": caller,
@@ -158,8 +164,53 @@ def claim(
     raise in_flight()
 
 
+# Namespace of this module's advisory locks (the two-key form, so as not to meet others).
+_LOCK_SPACE = 0x1DE4
+_TRY_CLAIM = text(
+    """
+    WITH lock AS (SELECT pg_try_advisory_xact_lock(:space, :lock) AS got),
+    claimed AS (
+        INSERT INTO idempotency_keys
+            (caller, key, method, path, request_hash, status_code, response, created_at)
+        SELECT :caller, :key, :method, :path, :request_hash, :status_code,
+            CAST(:response AS JSON), :created_at
+        FROM lock WHERE lock.got
+        ON CONFLICT (caller, key) DO NOTHING
+        RETURNING 1
+    )
+    SELECT (SELECT got FROM lock) AS got, (SELECT count(*) FROM claimed) AS claimed
+    """
+).bindparams(bindparam("created_at", type_=UTCDateTime()))
+
+
+def _lock_id(values: dict[str, Any]) -> int:
+    digest = hashlib.sha256(f"{values['caller']}\x00{values['key']}".encode()).digest()
+    return int.from_bytes(digest[:4], "big", signed=True)
+
+
+def _try_claim(session: Session, values: dict[str, Any]) -> bool | None:
+    """PostgreSQL, one round trip: True when this transaction took the key, False when a
+    committed row holds it already, None when a concurrent transaction holds its lock."""
+    got, claimed = session.execute(
+        _TRY_CLAIM,
+        {
+            **values,
+            "response": json.dumps(values["response"]),
+            "space": _LOCK_SPACE,
+            "lock": _lock_id(values),
+        },
+    ).one()
+    if not got:
+        return None
+    return bool(claimed)
+
+
 def _insert(session: Session, values: dict[str, Any], wait_seconds: float) -> bool:
     dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        taken = _try_claim(session, values)
+        if taken is not None:
+            return taken
     if dialect not in ("postgresql", "sqlite"):
         try:
             with session.begin_nested():
@@ -175,6 +226,12 @@ def _insert(session: Session, values: dict[str, Any], wait_seconds: float) -> bo
         .returning(IdempotencyKey.key)
     )
     with _lock_wait(session, wait_seconds):
+        if dialect == "postgresql":
+            # Wait (bounded) for the transaction that holds the key's lock to end.
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(:space, :lock)"),
+                {"space": _LOCK_SPACE, "lock": _lock_id(values)},
+            )
         inserted = session.execute(statement).scalar_one_or_none()
     return inserted is not None
 
@@ -237,15 +294,23 @@ def begin(
     return Replay(row.status_code, dict(row.response))
 
 
+def _table() -> Table:
+    return cast(Table, IdempotencyKey.__table__)
+
+
 def finish(
     session: Session, *, caller: str, key: str, status_code: int, body: dict[str, Any]
 ) -> None:
     """Store the answer on the claimed row, in the same transaction as the result."""
+    keys = _table()
     session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.caller == caller, IdempotencyKey.key == key)
+        update(keys)
+        .where(keys.c.caller == caller, keys.c.key == key)
         .values(status_code=status_code, response=body)
     )
+    loaded = session.identity_map.get(identity_key(IdempotencyKey, (caller, key)))
+    if loaded is not None:
+        session.expire(loaded)
 
 
 @dataclass

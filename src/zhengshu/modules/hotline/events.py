@@ -72,17 +72,20 @@ DELIVERY_HEADER = "X-Zhengshu-Delivery"
 
 def after_register(session: Session, case: Case, order: Order) -> None:
     """After ``service.register_order``: the status event and the 受理 SMS."""
-    event = (
-        session.execute(
-            select(CaseEvent)
-            .where(CaseEvent.case_id == case.id, CaseEvent.action == "register")
-            .order_by(CaseEvent.seq)
+    # Registration is never a transfer: only an order pushed by a partner token owes a
+    # status event, so an order taken by a person needs no lookup of its timeline.
+    if order.source_token_id is not None:
+        event = (
+            session.execute(
+                select(CaseEvent)
+                .where(CaseEvent.case_id == case.id, CaseEvent.action == "register")
+                .order_by(CaseEvent.seq)
+            )
+            .scalars()
+            .first()
         )
-        .scalars()
-        .first()
-    )
-    if event is not None:
-        emit_for(session, case, order, event)
+        if event is not None:
+            emit_for(session, case, order, event)
     notify.for_action(session, case, order, "register")
 
 

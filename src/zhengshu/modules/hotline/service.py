@@ -95,7 +95,7 @@ def register_order(
             )
     title = data.title or _title_of(data.content)
     proposal: Proposal | None = None
-    if smart and suggest.available():
+    if smart:
         proposal = suggest.propose(
             session,
             policy=config.dispatch,
@@ -266,12 +266,13 @@ def _send(
     lead = _unit(session, request.unit_id)
     co = [_unit(session, uid) for uid in request.co_unit_ids]
     data: dict[str, Any] = {"lead_unit": lead.name, "co_units": [u.name for u in co]}
+    category = None
     if request.category is not None and request.category != case.category:
         if request.category not in categories():
             raise InvalidInput("未知的诉求类别", "unknown category", code="bad_category")
         # The dispatcher's correction of the category: what the next training learns.
         data["category"] = {"from": case.category, "to": request.category}
-        case.category = request.category
+        category = request.category
     if explanation is not None:
         data["smart_dispatch"] = explanation
     suggest.record_outcome(session, case.id, lead.id)
@@ -288,6 +289,7 @@ def _send(
             co_units=co,
             restart_clock=True,
             data=data,
+            category=category,
         ),
     )
 
