@@ -541,7 +541,7 @@ def test_a_transfer_to_110_is_announced_to_the_110_platform(
             "urgency": "emergency",
             "channel": "phone",
             "address": "南城街道某出租屋",
-            "location": None,
+            "location": "南城街道",  # placed from the address by smart dispatch
             "requester_name": "王先生",
             "requester_phone": "13800138000",
             "registered_at": "2026-09-30T01:00:00Z",

@@ -163,3 +163,15 @@ def test_a_wrong_token_is_refused_and_changes_nothing(client: TestClient, db: Se
     assert response.json()["error"]["code"] == "bad_token"
     after = db.execute(select(AuditEntry.seq).order_by(AuditEntry.seq.desc())).scalars().first()
     assert after == before
+
+
+def test_the_order_list_pages_and_refuses_unknown_parameters(api: Api) -> None:
+    for _ in range(3):
+        new_order(api)
+    dispatcher = api("dispatcher")
+    page = dispatcher.get("/api/v1/orders", params={"limit": 2, "offset": 1})
+    assert page.status_code == 200, page.text
+    assert (page.json()["total"], len(page.json()["items"])) == (3, 2)
+    assert (page.json()["limit"], page.json()["offset"]) == (2, 1)
+    assert dispatcher.get("/api/v1/orders", params={"limit": 0}).status_code == 422
+    assert dispatcher.get("/api/v1/orders", params={"colour": "red"}).status_code == 422

@@ -16,6 +16,7 @@ from zhengshu.modules.hotline.schemas import (
     OrderCreate,
     OrderFilters,
     OrderListItem,
+    OrderQuery,
     OrderRead,
     Revealed,
     TimelineItem,
@@ -78,12 +79,12 @@ def list_orders(
     db: DB,
     actor: Actor,
     cfg: Config,
-    filters: Annotated[OrderFilters, Query()],
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    query: Annotated[OrderQuery, Query()],
 ) -> Page[OrderListItem]:
     """Orders the caller may see, newest first, filtered (``hotline:order:read``)."""
     actor.require("hotline:order:read")
+    limit, offset = query.limit, query.offset
+    filters = OrderFilters.model_validate(query.model_dump(exclude={"limit", "offset"}))
     rows, total = repository.list_orders(db, actor, filters, limit=limit, offset=offset)
     workflow = cfg.workflow()
     return Page[OrderListItem](

@@ -169,6 +169,14 @@ class OrderFilters(BaseModel):
     created_to: AwareDatetime | None = None
 
 
+class OrderQuery(OrderFilters):
+    """The API's list query: the filters and the page (one model, so that an unknown
+    parameter is refused while ``limit`` and ``offset`` are not)."""
+
+    limit: int = Field(default=50, ge=1, le=200)
+    offset: int = Field(default=0, ge=0)
+
+
 class Revealed(BaseModel):
     requester_phone: str
     requester_id_number: str | None
