@@ -170,40 +170,26 @@ def retrain(
         "incumbent_overall": round(inc, 4),
         "incumbent_version": incumbent_row.version if incumbent_row is not None else None,
     }
+    row = DispatchModel(
+        version=version,
+        status="rejected",
+        source=f"已办结工单 {len(history)} 件",
+        n_train=len(train),
+        n_holdout=len(held),
+        metrics=metrics,
+        created_at=now,
+        created_by=actor.name,
+    )
+    message = f"新模型 v{version} 未启用：留出集得分 {cand:.3f} 不高于原模型 {inc:.3f}"
     if promote:
         # The promoted model learns from everything, the recent orders included.
-        final = {
-            "category": _fit(_pairs(history, "category")),
-            "unit": _fit(_pairs(history, "unit")),
-        }
+        category, unit = _fit(_pairs(history, "category")), _fit(_pairs(history, "unit"))
         if incumbent_row is not None:
             incumbent_row.status = "retired"
-        row = DispatchModel(
-            version=version,
-            status="active",
-            source=f"已办结工单 {len(history)} 件",
-            n_train=len(history),
-            n_holdout=len(held),
-            metrics=metrics,
-            category_model=final["category"].to_bytes() if final["category"] else None,
-            unit_model=final["unit"].to_bytes() if final["unit"] else None,
-            created_at=now,
-            created_by=actor.name,
-            promoted_at=now,
-        )
+        row.status, row.n_train, row.promoted_at = "active", len(history), now
+        row.category_model = category.to_bytes() if category else None
+        row.unit_model = unit.to_bytes() if unit else None
         message = f"新模型 v{version} 已启用：留出集得分 {cand:.3f}（原模型 {inc:.3f}）"
-    else:
-        row = DispatchModel(
-            version=version,
-            status="rejected",
-            source=f"已办结工单 {len(history)} 件",
-            n_train=len(train),
-            n_holdout=len(held),
-            metrics=metrics,
-            created_at=now,
-            created_by=actor.name,
-        )
-        message = f"新模型 v{version} 未启用：留出集得分 {cand:.3f} 不高于原模型 {inc:.3f}"
     session.add(row)
     session.flush()
     audit.record(
