@@ -30,9 +30,14 @@ from zhengshu.modules.hotline import attachments as hotline_attachments
 from zhengshu.modules.hotline import bridge as hotline_bridge
 from zhengshu.modules.hotline import importer as hotline_importer
 from zhengshu.modules.hotline import open311 as hotline_open311
+from zhengshu.modules.hotline import routes_alerts as hotline_alerts
 from zhengshu.modules.hotline import routes_api as hotline_api
+from zhengshu.modules.hotline import routes_dashboard as hotline_dashboard
 from zhengshu.modules.hotline import routes_dispatch as hotline_dispatch
 from zhengshu.modules.hotline import routes_files as hotline_files
+from zhengshu.modules.hotline import routes_insight as hotline_insight
+from zhengshu.modules.hotline import routes_notices as hotline_notices
+from zhengshu.modules.hotline import routes_reports as hotline_reports
 from zhengshu.modules.hotline import routes_web as hotline_web
 from zhengshu.org import routes_api as org_api
 from zhengshu.org import routes_web as org_web
@@ -326,6 +331,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hotline_web.router)
     app.include_router(hotline_dispatch.api)
     app.include_router(hotline_dispatch.pages)
+    app.include_router(hotline_reports.api)
+    app.include_router(hotline_reports.pages)
+    app.include_router(hotline_notices.api)
+    app.include_router(hotline_notices.pages)
+    app.include_router(hotline_alerts.api)
+    app.include_router(hotline_alerts.pages)
+    app.include_router(hotline_insight.api)
+    app.include_router(hotline_insight.pages)
+    app.include_router(hotline_dashboard.api)
+    app.include_router(hotline_dashboard.pages)
     app.include_router(org_web.router)
     app.include_router(admin_api.router)
     app.include_router(admin_web.router)

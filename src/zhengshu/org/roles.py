@@ -120,11 +120,14 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
             "hotline:order:suspend",
             "hotline:requester:reveal",
             "hotline:dispatch:read",
+            "hotline:hot:read",
         }
     ),
     Role.HANDLER: frozenset(_READ_ORG | _HANDLE),
     Role.UNIT_LEADER: frozenset(
-        _READ_ORG | _HANDLE | {"hotline:order:assign", "hotline:report:read"}
+        _READ_ORG
+        | _HANDLE
+        | {"hotline:order:assign", "hotline:report:read", "hotline:weekly:report"}
     ),
     Role.CALLBACK_AGENT: frozenset(
         _READ_ORG
@@ -141,9 +144,24 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
             "hotline:order:supervise",
             "hotline:order:urge",
             "hotline:report:read",
+            # Insight: warnings, hot issues, 每周一题, 难题清单.
+            "hotline:alert:read",
+            "hotline:alert:handle",
+            "hotline:hot:read",
+            "hotline:hot:manage",
+            "hotline:weekly:manage",
+            "hotline:hard:manage",
         }
     ),
-    Role.LEADER: frozenset(_READ_ORG | {"hotline:order:read", "hotline:report:read"}),
+    Role.LEADER: frozenset(
+        _READ_ORG
+        | {
+            "hotline:order:read",
+            "hotline:report:read",
+            "hotline:alert:read",
+            "hotline:hot:read",
+        }
+    ),
     Role.ADMIN: frozenset(
         _READ_ORG
         | {
@@ -154,6 +172,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
             "kernel:jobs:read",
             "hotline:dispatch:read",
             "hotline:dispatch:configure",
+            "hotline:alert:read",
+            "hotline:alert:handle",
         }
     ),
     Role.AUDITOR: frozenset(_READ_ORG | {"kernel:audit:read", "kernel:audit:verify"}),

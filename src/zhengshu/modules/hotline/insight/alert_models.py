@@ -1,0 +1,3 @@
+"""Tables of early warning (舆情预警): warnings and their deliveries."""
+
+from __future__ import annotations
