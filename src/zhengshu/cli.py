@@ -26,6 +26,8 @@ from zhengshu.kernel.db import make_engine, make_sessionmaker, transaction
 from zhengshu.kernel.errors import DomainError
 from zhengshu.kernel.jobs import Worker
 from zhengshu.kernel.settings import Settings, parse_work_periods
+from zhengshu.modules.hotline import demo
+from zhengshu.modules.hotline.service import HotlineConfig
 from zhengshu.org import repository, service
 from zhengshu.org.roles import Role, parse_role
 from zhengshu.org.schemas import PersonCreate
@@ -156,6 +158,39 @@ def seed_demo_cmd(data_dir: DataDir = None) -> None:
         _fail(exc)
 
 
+def _seed_orders(settings: Settings, *, days: int, per_day: int) -> None:
+    factory = _factory(settings)
+
+    def progress(done: int, total: int) -> None:
+        typer.echo(f"\r演示工单 / demo orders: 第 {done}/{total} 天", nl=done == total)
+
+    report = demo.generate(
+        lambda: transaction(factory),
+        HotlineConfig.from_settings(settings),
+        days=days,
+        per_day=per_day,
+        progress=progress,
+    )
+    states = "，".join(f"{k} {v}" for k, v in sorted(report.by_status.items()))
+    typer.echo(f"演示工单 {report.orders} 件，办理操作 {report.actions} 次（{states}）")
+
+
+@seed_app.command("orders")
+def seed_orders_cmd(
+    days: Annotated[int, typer.Option(min=1, max=365, help="天数 / days of history")] = 21,
+    per_day: Annotated[int, typer.Option(min=1, max=2000, help="每日工单 / orders a day")] = 15,
+    data_dir: DataDir = None,
+) -> None:
+    """生成演示工单历史（经真实流程办理）/ a demo order history through the real workflow."""
+    settings = _settings(data_dir)
+    _upgrade(settings)
+    try:
+        _seed(settings)
+        _seed_orders(settings, days=days, per_day=per_day)
+    except DomainError as exc:
+        _fail(exc)
+
+
 def _saved_accounts(settings: Settings, accounts: list[DemoAccount]) -> list[DemoAccount]:
     path = settings.data_dir / "demo-accounts.txt"
     saved = {}
@@ -187,6 +222,11 @@ def up(
     _upgrade(settings)
     accounts = _saved_accounts(settings, _seed(settings))
     _print_accounts(accounts)
+    with transaction(_factory(settings)) as session:
+        empty = not demo.has_orders(session)
+    if empty:
+        typer.echo("首次启动：生成三周的演示工单 / first start: three weeks of demo orders")
+        _seed_orders(settings, days=21, per_day=15)
     typer.echo(f"\n打开 / open: http://{host}:{port}/   (Ctrl+C 退出)")
     worker = Worker(_factory(settings), build_registry(settings))
     thread = threading.Thread(target=worker.run_forever, name="zhengshu-worker", daemon=True)
