@@ -368,10 +368,13 @@ def generate(
             done += 1
             if progress:
                 progress(done, len({p.at.astimezone(LOCAL).date() for p in plans}))
-    with session_scope() as session:
+    # The lights of the orders still open, as the worker's sweep would have left them.
+    with _clock_at(now), session_scope() as session:
         calendar = config.calendar(session)
-        engine.sweep(session, system_principal("时限巡检"), calendar=calendar)
-        report.by_status = dict(
-            session.execute(select(Case.status, func.count()).group_by(Case.status)).tuples().all()
-        )
+        while True:
+            swept = engine.sweep(session, system_principal("时限巡检"), calendar=calendar)
+            if not (swept.yellow or swept.red or swept.escalated):
+                break
+        rows = session.execute(select(Case.status, func.count()).group_by(Case.status)).all()
+        report.by_status = {str(status): int(n) for status, n in rows}
     return report
