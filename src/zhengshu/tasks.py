@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
+from zhengshu import __version__
 from zhengshu.casework import engine
 from zhengshu.kernel import idempotency
 from zhengshu.kernel.authz import system_principal
@@ -15,6 +17,8 @@ from zhengshu.kernel.settings import Settings, parse_work_periods
 from zhengshu.modules.hotline import events, notify
 from zhengshu.modules.hotline import importer as hotline_importer
 from zhengshu.modules.hotline.dispatch import training as dispatch_training
+from zhengshu.modules.hotline.insight import alert_scan, alerts
+from zhengshu.modules.hotline.reports import facts as report_facts
 from zhengshu.modules.hotline.service import HotlineConfig
 from zhengshu.org.auth import purge_expired
 
@@ -40,4 +44,26 @@ def build_registry(settings: Settings) -> JobRegistry:
     registry.register(dispatch_training.JOB, dispatch_training.job_handler)
     # Weekly: returns and re-dispatches of the week are learnt; promoted only if better.
     registry.every("hotline.dispatch.retrain", timedelta(days=7), dispatch_training.scheduled)
+    # KPI facts: orders changed since the last run, and the rollup days they touch.
+    registry.every("hotline.reports.facts", timedelta(minutes=1), report_facts.refresh_job)
+    # Early warning: spikes per category x town every 5 minutes; warnings sent on to the
+    # police / cyberspace office go out as signed webhooks, like order events.
+    registry.every("hotline.alerts.spikes", timedelta(minutes=5), alert_scan.scheduled)
+    registry.register(alerts.FORWARD_JOB, alerts.forward_job(_post_alert))
     return registry
+
+
+def _post_alert(url: str, secret: str, body: dict[str, Any], delivery: str) -> None:
+    """A forwarded warning, signed and posted as every webhook is (``events``)."""
+    raw = events.encode(body)
+    events.post(
+        url,
+        raw,
+        {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": f"zhengshu-webhook/{__version__}",
+            events.EVENT_HEADER: alerts.FORWARD_EVENT,
+            events.DELIVERY_HEADER: delivery,
+            events.SIGNATURE_HEADER: events.sign(secret, raw),
+        },
+    )

@@ -28,6 +28,7 @@ from zhengshu.modules.hotline.catalogue import categories
 from zhengshu.modules.hotline.dispatch import suggest
 from zhengshu.modules.hotline.dispatch.suggest import DispatchPolicy, Proposal
 from zhengshu.modules.hotline.enums import Satisfaction
+from zhengshu.modules.hotline.insight import alert_scan
 from zhengshu.modules.hotline.models import Order
 from zhengshu.modules.hotline.schemas import ActionRequest, OrderCreate
 from zhengshu.org import repository as org_repository
@@ -45,6 +46,8 @@ class HotlineConfig:
     work_periods: list[tuple[int, int]]
     workflow_dir: Path | None = None
     dispatch: DispatchPolicy = field(default_factory=DispatchPolicy)
+    # The city's own extreme-event word list, when it has one (else the built-in list).
+    extreme_words: Path | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HotlineConfig:
@@ -57,6 +60,7 @@ class HotlineConfig:
                 threshold=settings.dispatch_auto_threshold,
                 geo_threshold=settings.dispatch_geo_threshold,
             ),
+            extreme_words=settings.data_dir / "extreme_words.yaml",
         )
 
     def workflow(self) -> Workflow:
@@ -84,7 +88,10 @@ def register_order(
     proposes the category, the place and the units (``dispatch.suggest``): the place
     fills an empty location, the category an "other" one when the model is sure, and a
     proposal sure in every part is carried out at once as a dispatch by "智能派单", with
-    the model version, confidences and reasons on the timeline."""
+    the model version, confidences and reasons on the timeline. With ``smart`` too, the
+    title and content are scanned for extreme events (跳楼, 持刀, 爆炸, 聚集 ...): a hit
+    raises an immediate early warning linked to the order and notes it on the timeline
+    (``insight.alert_scan.on_intake``)."""
     if not (actor.can("hotline:order:register") or actor.can("hotline:order:push")):
         actor.require("hotline:order:register")
     if data.location_unit_id is not None:
@@ -146,6 +153,8 @@ def register_order(
         suggest.store(session, case.id, proposal)
         if proposal.auto and proposal.lead is not None:
             _auto_dispatch(session, config, case, proposal)
+    if smart:
+        alert_scan.on_intake(session, case, order, words=config.extreme_words)
     return case, order
 
 
