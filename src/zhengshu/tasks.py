@@ -18,6 +18,7 @@ from zhengshu.modules.hotline import events, notify
 from zhengshu.modules.hotline import importer as hotline_importer
 from zhengshu.modules.hotline.dispatch import training as dispatch_training
 from zhengshu.modules.hotline.insight import alert_scan, alerts
+from zhengshu.modules.hotline.insight import issues as hot_issues
 from zhengshu.modules.hotline.reports import facts as report_facts
 from zhengshu.modules.hotline.service import HotlineConfig
 from zhengshu.org.auth import purge_expired
@@ -50,6 +51,8 @@ def build_registry(settings: Settings) -> JobRegistry:
     # police / cyberspace office go out as signed webhooks, like order events.
     registry.every("hotline.alerts.spikes", timedelta(minutes=5), alert_scan.scheduled)
     registry.register(alerts.FORWARD_JOB, alerts.forward_job(_post_alert))
+    # Hourly: hot issues of the last 30 days (hand moves are kept; see insight/issues.py).
+    registry.every("hotline.hot_issues.rescan", timedelta(hours=1), hot_issues.scheduled)
     return registry
 
 
