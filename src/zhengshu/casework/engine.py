@@ -318,6 +318,7 @@ def transition(
     if move.co_units is not None:
         set_co_units(session, case, move.co_units, now)
     old_stage, old_started = case.stage, case.stage_started_at
+    old_due, old_paused = case.due_at, case.paused_remaining_seconds
     _move_clock(case, workflow, calendar, state.name, target.name, now, restart=move.restart_clock)
     if move.count_rework:
         case.rework_count += 1
@@ -337,9 +338,17 @@ def transition(
     case.updated_at = now
     if target.final:
         case.closed_at = now
-    if target.final or (case.stage, case.stage_started_at) != (old_stage, old_started):
+    data = dict(move.data) if move.data else {}
+    stage_ended = target.final or (case.stage, case.stage_started_at) != (old_stage, old_started)
+    if stage_ended:
         # The stage that was late is over (or the case is): its supervision is answered.
         close_supervisions(session, case)
+        if old_stage is not None and before["lead_unit_id"] is not None:
+            # Whether a unit's stage ended on time is read from the timeline by the KPIs
+            # (按时签收, 按时办结), so it is written down when the stage ends, against the
+            # deadline that stood then. Stages before a unit holds the case (the hotline's
+            # own dispatch stage) are not a unit's clock and are not recorded.
+            data["stage_left"] = _stage_left(old_stage, old_due, old_paused, now)
     try:
         session.flush()
     except StaleDataError as exc:
@@ -357,7 +366,7 @@ def transition(
         from_status=state.name,
         to_status=target.name if action.target else None,
         note=note,
-        data=move.data,
+        data=data,
         unit_id=move.lead_unit.id if move.lead_unit else None,
     )
     audit.record(
@@ -370,6 +379,22 @@ def transition(
         after={**_snapshot(case), "note": note},
     )
     return event
+
+
+def _stage_left(
+    stage: str, due_at: datetime | None, paused_remaining: int | None, now: datetime
+) -> dict[str, Any]:
+    """The record of a stage that ended: its name, its deadline then and whether it ended
+    late. A stage left while paused judges by the time that was left when it paused; a
+    stage without a limit is never late (``late`` is None)."""
+    late: bool | None
+    if due_at is not None:
+        late = now > due_at
+    elif paused_remaining is not None:
+        late = paused_remaining < 0
+    else:
+        late = None
+    return {"stage": stage, "due_at": due_at, "late": late}
 
 
 def _move_clock(
