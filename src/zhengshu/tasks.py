@@ -17,7 +17,6 @@ from zhengshu.kernel.settings import Settings, parse_work_periods
 from zhengshu.modules.hotline import events, notify
 from zhengshu.modules.hotline import importer as hotline_importer
 from zhengshu.modules.hotline.dispatch import training as dispatch_training
-from zhengshu.modules.hotline.reports import facts as report_facts
 from zhengshu.modules.hotline.insight import alert_scan, alerts
 from zhengshu.modules.hotline.insight import issues as hot_issues
 from zhengshu.modules.hotline.reports import facts as report_facts
@@ -46,8 +45,6 @@ def build_registry(settings: Settings) -> JobRegistry:
     registry.register(dispatch_training.JOB, dispatch_training.job_handler)
     # Weekly: returns and re-dispatches of the week are learnt; promoted only if better.
     registry.every("hotline.dispatch.retrain", timedelta(days=7), dispatch_training.scheduled)
-    # KPI facts: orders changed since the last run, and the rollup days they touch.
-    registry.every("hotline.reports.facts", timedelta(minutes=1), report_facts.refresh_job)
     # KPI facts: orders changed since the last run, and the rollup days they touch.
     registry.every("hotline.reports.facts", timedelta(minutes=1), report_facts.refresh_job)
     # Early warning: spikes per category x town every 5 minutes; warnings sent on to the
