@@ -190,6 +190,7 @@ def scan_spikes(
         (history if created_at < split else recent).append(event)
     det.fit(history)
     warnings = det.run(recent)
+    local_now = _local(now)
     raised: list[Alert] = []
     scanner = system_principal(SCANNER)
     names = {code: info.name for code, info in categories().items()}
@@ -203,22 +204,28 @@ def scan_spikes(
         town = session.get(Unit, uuid.UUID(town_hex)) if town_hex != NO_TOWN else None
         where = town.name if town else "未定位镇街"
         label = names.get(category, category)
+        # The detector fires on the order that crossed the line; by the time the scan
+        # runs the burst may have gone on: the warning reports it from onset to now.
+        so_far = sum(1 for k, at in recent if k == warning.key and at >= warning.onset)
+        expected = round(det.expected(warning.key, warning.onset, local_now), 2)
+        excess = so_far - expected
+        level = max(warning.severity, 3 if excess >= 50 else 2 if excess >= 20 else 1)
         alert = raise_alert(
             session,
             scanner,
             NewAlert(
                 kind=AlertKind.SPIKE,
-                level=warning.severity,
+                level=level,
                 title=(
-                    f"话务突增：{where}“{label}”类诉求 {warning.window_minutes} 分钟内 "
-                    f"{warning.observed} 件（常态约 {warning.expected:g} 件）"
+                    f"话务突增：{where}“{label}”类诉求自 {warning.onset:%H:%M} 起 "
+                    f"{so_far} 件（常态约 {expected:g} 件）"
                 ),
                 detail=(
-                    f"{where}“{label}”类诉求自 {warning.onset:%m-%d %H:%M} 起明显增多："
-                    f"{warning.window_minutes} 分钟内 {warning.observed} 件，"
-                    f"按同时段常态应约 {warning.expected:g} 件"
-                    f"（尾部概率 {warning.p_value:.1e}，"
-                    f"{SEVERITY_LABELS[warning.severity]}）。"
+                    f"{where}“{label}”类诉求自 {warning.onset:%m-%d %H:%M} 起明显增多，"
+                    f"至 {local_now:%H:%M} 共 {so_far} 件，按同时段常态应约 {expected:g} 件。"
+                    f"{warning.detected_at:%H:%M} 触发：{warning.window_minutes} 分钟内 "
+                    f"{warning.observed} 件，常态约 {warning.expected:g} 件"
+                    f"（尾部概率 {warning.p_value:.1e}）；级别：{SEVERITY_LABELS[level]}。"
                 ),
                 key=key,
                 dedupe_key=f"spike:{key}:{warning.onset:%Y%m%d%H%M}",
@@ -227,8 +234,8 @@ def scan_spikes(
                 window_start=onset,
                 window_end=now,
                 window_minutes=warning.window_minutes,
-                observed=warning.observed,
-                expected=warning.expected,
+                observed=so_far,
+                expected=expected,
                 p_value=warning.p_value,
             ),
             city=city,
