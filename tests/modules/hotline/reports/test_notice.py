@@ -217,7 +217,7 @@ def test_the_text_reads_like_a_notice() -> None:
     assert text[1] == (
         "本期发生超期1件次，重办1件次；回访评价5件，其中非常满意3件、满意1件、不满意1件。"
     )
-    assert "住建局、东城街道、石碣镇位列前3；石碣镇排名靠后" in text[2]
+    assert "住建局、东城街道、石碣镇位居前三名；石碣镇排名靠后" in text[2]
 
 
 def test_late_label() -> None:
@@ -461,7 +461,7 @@ def test_the_city_notice_of_november(db: Session, history: History) -> None:
         "办结率75.0%，较上月下降25.0个百分点；按时办结率66.7%，较上月下降33.3个百分点；"
         "解决率75.0%，较上月下降25.0个百分点；满意率75.0%，较上月下降25.0个百分点。"
     )
-    assert "东城街道、石碣镇位列前2；石碣镇排名靠后" in notice.text[2]
+    assert "东城街道、石碣镇位居前两名；石碣镇排名靠后" in notice.text[2]
 
 
 def test_october_saw_nothing_late(db: Session, history: History) -> None:
@@ -586,3 +586,14 @@ def test_the_pages(client: TestClient, history: History) -> None:
     assert xlsx.headers["content-type"] == notice_excel.MEDIA_TYPE
     bad = client.get("/hotline/notices/view", params={"period": "2026-99"})
     assert bad.status_code == 400
+
+
+def test_lines_break_the_chinese_way() -> None:
+    def width(text: str) -> float:
+        return float(len(text))  # one unit a character
+
+    # A closing mark hangs rather than start a line; an opening one moves down.
+    assert notice_pdf.wrap_lines("一二三四，五六", 4, width) == ["一二三四，", "五六"]
+    assert notice_pdf.wrap_lines("一二三（四五", 4, width) == ["一二三", "（四五"]
+    # A figure is not split across lines.
+    assert notice_pdf.wrap_lines("下降37.4个", 5, width) == ["下降", "37.4个"]

@@ -440,8 +440,8 @@ def notice_text(notice: Notice) -> list[str]:
     paragraphs = [first, second]
     if notice.ranking:
         top = "、".join(u.name for u in notice.ranking[:3])
-        head = min(3, len(notice.ranking))
-        third = f"按综合得分（按时办结率占60%、满意率占40%）排名，{top}位列前{head}"
+        place = {1: "位居第一", 2: "位居前两名"}.get(len(notice.ranking), "位居前三名")
+        third = f"按综合得分（按时办结率占60%、满意率占40%）排名，{top}{place}"
         if notice.bottom:
             third += f"；{'、'.join(u.name for u in notice.bottom)}排名靠后"
         third += "。"

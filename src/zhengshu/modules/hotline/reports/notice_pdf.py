@@ -12,9 +12,10 @@ and never fetched or shipped; without one the PDF is refused with a clear error
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -121,6 +122,32 @@ def find_fonts() -> tuple[FontFile, FontFile] | None:
     return None
 
 
+# Chinese line breaking (the usual 禁则): these never start a line (they hang in the
+# margin instead), those never end one; a run of digits and Latin letters is not split.
+NO_START = set("，。、；：？！）》」』”’%％·…—")
+NO_END = set("（《「『“‘")
+_LATIN = re.compile(r"[0-9A-Za-z.,+\-/]+|.", re.DOTALL)
+
+
+def wrap_lines(text: str, width: float, measure: Callable[[str], float]) -> list[str]:
+    """Break ``text`` into lines no wider than ``width`` (a closing mark may hang)."""
+    lines: list[str] = []
+    line, used = "", 0.0
+    for token in _LATIN.findall(text):
+        size = measure(token)
+        if line and used + size > width and token not in NO_START:
+            carry = ""
+            while line and line[-1] in NO_END:
+                carry, line = line[-1] + carry, line[:-1]
+            lines.append(line)
+            line, used = carry, measure(carry) if carry else 0.0
+        line += token
+        used += size
+    if line:
+        lines.append(line)
+    return lines
+
+
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}%"
 
@@ -168,14 +195,8 @@ class _Document(FPDF):
 
     def paragraph(self, text: str, size: float = 11) -> None:
         self.set_font(FAMILY, size=size)
-        self.multi_cell(
-            0,
-            7,
-            "\u3000\u3000" + text,
-            wrapmode=WrapMode.CHAR,
-            new_x=XPos.LMARGIN,
-            new_y=YPos.NEXT,
-        )
+        for line in wrap_lines("\u3000\u3000" + text, self.epw, self.get_string_width):
+            self.cell(0, 7, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def grid(
         self,
@@ -316,7 +337,7 @@ def render_pdf(notice: Notice) -> bytes:
             ]
             for o in notice.overdue
         ],
-        [36, 50, 26, 16, 20, 26],
+        [35, 43, 28, 16, 22, 30],
         empty="本期没有超期工单",
     )
 
