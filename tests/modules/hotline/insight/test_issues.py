@@ -123,7 +123,8 @@ def test_rescan_finds_the_two_problems_and_leaves_the_noise(
     lifts = found[frozenset(made["lifts"])]
     assert (water.n_orders, water.n_callers) == (5, 5)
     assert (lifts.n_orders, lifts.n_callers) == (4, 4)
-    assert water.place is not None and "阳光花园" in water.place
+    assert water.place is not None
+    assert "阳光花园" in water.place
     assert "停水" in water.description
     assert water.start_at == NOW - timedelta(days=6)
     assert water.end_at == NOW - timedelta(days=6) + timedelta(hours=40)
@@ -161,7 +162,8 @@ def test_a_second_rescan_keeps_the_ids_and_a_grown_cluster_keeps_its_id(
     assert members(db, water_id) == {*made["water"], later.id}
     db.expire_all()
     water = db.get(HotIssue, water_id)
-    assert water is not None and (water.n_orders, water.n_callers) == (6, 6)
+    assert water is not None
+    assert (water.n_orders, water.n_callers) == (6, 6)
 
 
 def test_an_issue_no_longer_found_is_closed_with_its_orders(
@@ -212,7 +214,9 @@ def test_move_to_a_new_issue_and_refusals(db: Session, settings: Settings) -> No
     water = by_orders(db)[frozenset(made["water"])]
     supervisor = actor(db, "supervisor")
     _, new = issues.move_order(db, supervisor, made["noise"][0], None, None, new_issue=True)
-    assert new is not None and new.manual and new.n_orders == 1
+    assert new is not None
+    assert new.manual
+    assert new.n_orders == 1
     issues.rescan(db, NOW + timedelta(hours=1))
     db.expire_all()
     assert db.get(HotIssue, new.id).status == "active"  # type: ignore[union-attr]
@@ -261,7 +265,8 @@ def test_api_lists_reads_and_moves(db: Session, settings: Settings, api: Api) ->
     assert body["total"] == 2
     assert [i["id"] for i in body["items"]] == [str(water.id), str(lifts.id)]
     one = leader.get(f"/api/v1/hot-issues/{water.id}").json()
-    assert one["n_orders"] == 5 and len(one["orders"]) == 5
+    assert one["n_orders"] == 5
+    assert len(one["orders"]) == 5
     moved = made["water"][0]
     denied = leader.post(
         f"/api/v1/hot-issues/{water.id}/orders/{moved}/move", json={"to_issue_id": str(lifts.id)}
@@ -292,7 +297,8 @@ def test_pages_render_and_the_move_form_works(
     page = get(client, "/hotline/hot")
     assert page.status == 200
     assert water.description in page.response.text
-    assert "每周一题" in page.response.text and "难题清单" in page.response.text
+    assert "每周一题" in page.response.text
+    assert "难题清单" in page.response.text
     detail = get(client, f"/hotline/hot/{water.id}")
     assert detail.status == 200
     number = db.get(Case, made["water"][0]).number  # type: ignore[union-attr]

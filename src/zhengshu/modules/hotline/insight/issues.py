@@ -2,8 +2,8 @@
 
 ``rescan`` clusters the orders of the last ``window_days`` with ``hot.cluster`` (title,
 text, the requester's phone as the caller, the time, whether it was resolved; merged
-duplicates left out; the most recent ``MAX_ORDERS`` at most) and writes the result as ``HotIssue`` rows with their
-``HotIssueOrder`` links. Rescans are stable:
+duplicates left out; the most recent ``MAX_ORDERS`` at most) and writes the result as
+``HotIssue`` rows with their ``HotIssueOrder`` links. Rescans are stable:
 
 - a cluster that continues keeps its id: each new cluster is matched to the existing
   issue it shares the most orders with (greedily, largest overlap first; each issue is

@@ -2,7 +2,7 @@
 
 ``candidates`` ranks what could be picked, each with the reason it is there:
 
-- **hot issues** active in the week (their last order at most 14 days before the week
+- **hot issues** active in the week (their last order at most 30 days before the week
   ends), score = the issue's hotness score;
 - **repeated, unresolved orders**: an order of the last 90 days reworked at least twice
   or with at least two unsatisfied callbacks and not solved, score =
@@ -55,7 +55,7 @@ from zhengshu.org.models import Unit
 
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 REPEAT_LOOKBACK = timedelta(days=90)
-HOT_RECENT = timedelta(days=14)
+HOT_RECENT = timedelta(days=30)  # the scan window
 _UNSATISFIED = ("dissatisfied", "very_dissatisfied")
 
 
