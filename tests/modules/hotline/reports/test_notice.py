@@ -491,6 +491,7 @@ def test_a_unit_leader_reads_their_own_unit(db: Session, history: History) -> No
     assert (notice.overdue_total, notice.reworked_total) == (0, 0)
     assert [(s.label, s.count) for s in notice.satisfaction][:2] == [("非常满意", 1), ("满意", 1)]
     assert notice.city_rank == (1, 2)
+    assert [u.name for u in notice.ranking] == ["东城街道"]  # its own subtree only
     assert "东城街道共承办12345热线工单2件" in notice.text[0]
     shijie = uuid.UUID(desk_unit(db, SHIJIE))
     with pytest.raises(NotFound):
