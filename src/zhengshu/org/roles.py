@@ -127,7 +127,14 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.UNIT_LEADER: frozenset(
         _READ_ORG
         | _HANDLE
-        | {"hotline:order:assign", "hotline:report:read", "hotline:weekly:report"}
+        | {
+            "hotline:order:assign",
+            "hotline:report:read",
+            "hotline:weekly:report",
+            # A town's leader hears of the warnings and hot issues of the town.
+            "hotline:alert:read",
+            "hotline:hot:read",
+        }
     ),
     Role.CALLBACK_AGENT: frozenset(
         _READ_ORG

@@ -289,8 +289,8 @@ def _plans(
     by_name = {p.town.name: p for p in places}
     last = start + timedelta(days=days)
     for spec in data["hot"]:
-        place = by_name.get(spec["town"])
-        if place is None:
+        hot_place = by_name.get(spec["town"])
+        if hot_place is None:
             continue
         first = last - timedelta(days=spec["days"] + rng.randrange(0, 5))
         for day in range(spec["days"]):
@@ -304,13 +304,13 @@ def _plans(
                         request_type=RequestType(spec["type"]),
                         title=spec["title"],
                         text=spec["text"],
-                        place=place,
+                        place=hot_place,
                         village=None,
                     )
                 )
     for i, spec in enumerate(data["extreme"]):
-        place = by_name.get(spec["town"])
-        if place is None:
+        extreme_place = by_name.get(spec["town"])
+        if extreme_place is None:
             continue
         plans.append(
             _Plan(
@@ -319,7 +319,7 @@ def _plans(
                 request_type=RequestType(spec["type"]),
                 title=spec["title"],
                 text=spec["text"],
-                place=place,
+                place=extreme_place,
                 village=None,
                 urgency=Urgency.EMERGENCY,
             )

@@ -59,7 +59,16 @@ log = logging.getLogger(__name__)
 JOB = "hotline.webhook"
 STATUS = "status"
 TRANSFER = "transfer"
-EVENTS = (STATUS, TRANSFER)
+# Early warnings sent on to the police (公安) or the cyberspace office (网信): a gateway
+# subscribes to all of them or to one destination (insight.alerts forwards them).
+ALERT_FORWARDED = "alert.forwarded"
+EVENTS = (
+    STATUS,
+    TRANSFER,
+    ALERT_FORWARDED,
+    f"{ALERT_FORWARDED}.police",
+    f"{ALERT_FORWARDED}.cyberspace",
+)
 MAX_ATTEMPTS = 8  # backoff 10 s, 20 s ... about 21 minutes in all
 TIMEOUT_SECONDS = 5  # the job holds its transaction (on SQLite: the write lock) meanwhile
 SIGNATURE_HEADER = "X-Zhengshu-Signature"
