@@ -67,9 +67,18 @@ def upgrade() -> None:
             unique=False,
         )
         batch_op.create_index(
-            "ix_order_facts_responded_registered_at",
-            ["responded", "registered_at"],
+            "ix_order_facts_responded",
+            [
+                "registered_at",
+                "lead_unit_id",
+                "town_unit_id",
+                "category",
+                "channel",
+                "response_minutes",
+            ],
             unique=False,
+            postgresql_where=sa.text("responded"),
+            sqlite_where=sa.text("responded"),
         )
         batch_op.create_index(batch_op.f("ix_order_facts_day"), ["day"], unique=False)
         batch_op.create_index(
@@ -103,8 +112,30 @@ def upgrade() -> None:
     with op.batch_alter_table("order_fact_daily", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_order_fact_daily_day"), ["day"], unique=False)
 
+    op.create_table(
+        "order_fact_daily_units",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("lead_unit_id", sa.Uuid(), nullable=True),
+        sa.Column("town_unit_id", sa.Uuid(), nullable=True),
+        sa.Column("orders", sa.Integer(), nullable=False),
+        *(sa.Column(flag, sa.Integer(), nullable=False) for flag in FLAGS),
+        sa.Column("response_minutes", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_order_fact_daily_units")),
+    )
+    with op.batch_alter_table("order_fact_daily_units", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_order_fact_daily_units_day"), ["day"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("order_fact_daily_units", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_order_fact_daily_units_day"))
+    op.drop_table("order_fact_daily_units")
     with op.batch_alter_table("order_fact_daily", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_order_fact_daily_day"))
     op.drop_table("order_fact_daily")
@@ -113,7 +144,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_order_facts_lead_unit_id"))
         batch_op.drop_index(batch_op.f("ix_order_facts_case_updated_at"))
         batch_op.drop_index(batch_op.f("ix_order_facts_day"))
-        batch_op.drop_index("ix_order_facts_responded_registered_at")
+        batch_op.drop_index("ix_order_facts_responded")
         batch_op.drop_index("ix_order_facts_registered_at_lead_unit_id")
     op.drop_table("order_facts")
     with op.batch_alter_table("cases", schema=None) as batch_op:

@@ -34,7 +34,9 @@ Refresh is incremental: cases whose ``updated_at`` is past the watermark (the ne
 ``case_updated_at`` among the facts, less an overlap for transactions that committed
 late) and whose fact is missing or older are recomputed, in bounded batches; then the
 rollup rows of their registration days are rebuilt from the facts with one
-``INSERT ... SELECT ... GROUP BY``. The worker runs it every minute (``zhengshu.tasks``).
+``INSERT ... SELECT ... GROUP BY`` (two grains: with category and channel, and per
+lead unit x town only, which the reports by unit, town and period read). The worker
+runs it every minute (``zhengshu.tasks``).
 """
 
 from __future__ import annotations
@@ -58,8 +60,10 @@ from zhengshu.modules.hotline.reports.models import (
     DIMENSIONS,
     DURATIONS,
     FLAGS,
+    UNIT_DIMENSIONS,
     OrderFact,
     OrderFactDaily,
+    OrderFactDailyUnit,
 )
 from zhengshu.org.models import Unit
 from zhengshu.org.roles import TOWN_LEVEL
@@ -259,30 +263,39 @@ def _recompute(session: Session, ids: list[uuid.UUID]) -> set[date]:
         derive(c, o, timelines[c.id], towns=towns, satisfied_levels=levels, now=now)
         for c, o in rows
     ]
-    session.execute(delete(OrderFact).where(OrderFact.case_id.in_(ids)))
+    # Core statements: no ORM bookkeeping of the rows (the session may hold stale ones).
+    table = OrderFact.__table__
+    session.execute(delete(table).where(table.c.case_id.in_(ids)))
     if facts:
-        session.execute(insert(OrderFact), facts)
+        session.execute(insert(table), facts)
     days.update(f["day"] for f in facts)
     return days
 
 
 def rebuild_days(session: Session, days: Iterable[date]) -> None:
-    """Make the rollup rows of ``days`` equal to GROUP BY over their facts again."""
+    """Make the rollup rows of ``days`` equal to GROUP BY over their facts again (both
+    grains: ``order_fact_daily`` and ``order_fact_daily_units``)."""
     days = sorted(set(days))
     if not days:
         return
     facts = OrderFact.__table__
-    daily: Table = OrderFactDaily.__table__  # type: ignore[assignment]
-    session.execute(delete(daily).where(daily.c.day.in_(days)))
-    dims = [facts.c[d] for d in DIMENSIONS]
-    select_list = [
-        *dims,
-        func.count().label("orders"),
-        *(func.sum(cast(facts.c[f], Integer)).label(f) for f in FLAGS),
-        *(func.coalesce(func.sum(facts.c[d]), 0.0).label(d) for d in DURATIONS),
-    ]
-    source = select(*select_list).where(facts.c.day.in_(days)).group_by(*dims)
-    session.execute(insert(daily).from_select([*DIMENSIONS, "orders", *FLAGS, *DURATIONS], source))
+    for model, dimensions in (
+        (OrderFactDaily, DIMENSIONS),
+        (OrderFactDailyUnit, UNIT_DIMENSIONS),
+    ):
+        daily: Table = model.__table__  # type: ignore[assignment]
+        session.execute(delete(daily).where(daily.c.day.in_(days)))
+        dims = [facts.c[d] for d in dimensions]
+        select_list = [
+            *dims,
+            func.count().label("orders"),
+            *(func.sum(cast(facts.c[f], Integer)).label(f) for f in FLAGS),
+            *(func.coalesce(func.sum(facts.c[d]), 0.0).label(d) for d in DURATIONS),
+        ]
+        source = select(*select_list).where(facts.c.day.in_(days)).group_by(*dims)
+        session.execute(
+            insert(daily).from_select([*dimensions, "orders", *FLAGS, *DURATIONS], source)
+        )
 
 
 def refresh_job(session: Session) -> None:

@@ -11,8 +11,9 @@ computed from the per-order facts (``facts.py``, read from the order timelines).
   below it; the median is the middle value (the mean of the two middle values for an even
   count).
 - An order belongs to the period it was registered in. Periods of whole Asia/Shanghai
-  days are read from the daily rollup (``order_fact_daily``); any other period from the
-  facts themselves, with the same result.
+  days are read from the daily rollups (``order_fact_daily_units`` for the total and by
+  unit, town or period; ``order_fact_daily`` by category or channel); any other period
+  from the facts themselves, with the same result.
 - Jurisdiction: a city-wide principal sees every order; anyone else the orders whose lead
   unit or whose town lies in their subtree (a town's leader: the orders of the town and
   of the units under it). ``unit_id`` narrows the same way to one unit's subtree. Needs
@@ -48,7 +49,13 @@ from zhengshu.kernel.errors import InvalidInput, not_found
 from zhengshu.modules.hotline import repository
 from zhengshu.modules.hotline.catalogue import categories
 from zhengshu.modules.hotline.enums import CHANNEL_LABELS, Channel, Satisfaction
-from zhengshu.modules.hotline.reports.models import DURATIONS, FLAGS, OrderFact, OrderFactDaily
+from zhengshu.modules.hotline.reports.models import (
+    DURATIONS,
+    FLAGS,
+    OrderFact,
+    OrderFactDaily,
+    OrderFactDailyUnit,
+)
 from zhengshu.org.models import Unit
 
 GROUPINGS: tuple[str | None, ...] = (
@@ -354,12 +361,13 @@ def _group_column(by: str | None, table: Any) -> Any:
         return None
     if by in ("day", "week", "month"):
         return table.c.day
-    return {
-        "unit": table.c.lead_unit_id,
-        "town": table.c.town_unit_id,
-        "category": table.c.category,
-        "channel": table.c.channel,
+    name = {
+        "unit": "lead_unit_id",
+        "town": "town_unit_id",
+        "category": "category",
+        "channel": "channel",
     }[by]
+    return table.c[name]
 
 
 # --- compute -----------------------------------------------------------------------------
@@ -433,7 +441,9 @@ def compute(
     days = _whole_days(start, end)
     table: Table
     if days is not None:
-        table = OrderFactDaily.__table__  # type: ignore[assignment]
+        # The narrow rollup answers everything but category and channel.
+        model = OrderFactDaily if by in ("category", "channel") else OrderFactDailyUnit
+        table = model.__table__  # type: ignore[assignment]
         period: ColumnElement[bool] = and_(table.c.day >= days[0], table.c.day < days[1])
         measures = [
             func.sum(table.c.orders).label(ORDERS),
@@ -505,7 +515,7 @@ def _durations(
         column = table.c[str(d.numerator)]
         flag = table.c[str(d.denominator)]
         query = select(*([group.label("g")] if group is not None else []), column.label("v")).where(
-            flag.is_(True),
+            flag == true(),  # `responded = true`: PostgreSQL matches the partial index
             table.c.registered_at >= start,
             table.c.registered_at < end,
             column.is_not(None),
