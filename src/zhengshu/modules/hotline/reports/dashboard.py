@@ -151,6 +151,7 @@ def _trend_chart(report: kpi.KpiReport, first: date) -> dict[str, Any]:
         ],
         "layout": {
             "title": {"text": f"近{TREND_DAYS}日受理量（按受理日）"},
+            "xaxis": {"type": "category", "tickangle": -45},
             "barmode": "overlay",
             "legend": {"orientation": "h"},
             "margin": {"l": 40, "r": 10, "t": 40, "b": 40},
