@@ -23,7 +23,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, exists, false, func, or_, select
@@ -142,6 +142,57 @@ def _message(f: OrderFacts) -> hot.Message:
     )
 
 
+def _holds_across_towns(facts: Sequence[OrderFacts]) -> bool:
+    """Whether most of the orders name the same group of people or the same case (外卖骑手,
+    58车贷案): one problem for the same people wherever they live, not one spot."""
+    counts: Counter[str] = Counter()
+    for f in facts:
+        text = f"{f.title}，{f.content[:100]}"
+        counts.update({m.key for m in hot.mentions(text) if m.kind in ("group", "event")})
+    return bool(counts) and counts.most_common(1)[0][1] * 2 >= len(facts)
+
+
+def _one_town_each(
+    found: Sequence[hot.HotIssue], by_id: dict[uuid.UUID, OrderFacts]
+) -> list[hot.HotIssue]:
+    """A hot issue is one problem at one place. Estate and road names repeat across a
+    city's towns (万科城, 人民路), and the same complaint written about two of them reads
+    alike, so a cluster whose orders lie in several towns is cut per town (orders without
+    a town go with the largest part), unless most of them name one group or case. A part
+    too small to be a hot issue (fewer than 2 orders or 2 callers) is dropped."""
+    out: list[hot.HotIssue] = []
+    for issue in found:
+        members = [uuid.UUID(m) for m in issue.message_ids]
+        towns = Counter(by_id[m].town_id for m in members if by_id[m].town_id is not None)
+        if len(towns) < 2 or _holds_across_towns([by_id[m] for m in members]):
+            out.append(issue)
+            continue
+        largest = towns.most_common(1)[0][0]
+        parts: dict[uuid.UUID | None, list[uuid.UUID]] = defaultdict(list)
+        for m in members:
+            parts[by_id[m].town_id or largest].append(m)
+        for part in parts.values():
+            callers = {by_id[m].phone for m in part}
+            if len(part) < 2 or len(callers) < 2:
+                continue
+            texts = [by_id[m].title + by_id[m].content for m in part]
+            place = issue.place
+            if place and sum(place in t for t in texts) * 2 < len(part):
+                place = None  # the cluster's place is another town's
+            title = Counter(by_id[m].title for m in part).most_common(1)[0][0]
+            out.append(
+                replace(
+                    issue,
+                    message_ids=[str(m) for m in part],
+                    n_messages=len(part),
+                    n_users=len(callers),
+                    place=place,
+                    description=hot._trim(title),
+                )
+            )
+    return out
+
+
 # --- figures -------------------------------------------------------------------------------
 
 
@@ -251,7 +302,9 @@ def rescan(
         ],
     )
     by_id = {f.id: f for f in facts}
-    found = hot.cluster([_message(f) for f in facts], window_days=window_days, as_of=now)
+    found = _one_town_each(
+        hot.cluster([_message(f) for f in facts], window_days=window_days, as_of=now), by_id
+    )
     clusters = [[uuid.UUID(m) for m in issue.message_ids] for issue in found]
 
     links: dict[uuid.UUID, HotIssueOrder] = {}
