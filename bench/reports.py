@@ -194,6 +194,7 @@ def main() -> None:
         with engine.connect() as conn:
             n_facts = conn.execute(text("SELECT count(*) FROM order_facts")).scalar_one()
             n_daily = conn.execute(text("SELECT count(*) FROM order_fact_daily")).scalar_one()
+            n_units = conn.execute(text("SELECT count(*) FROM order_fact_daily_units")).scalar_one()
             size = conn.execute(
                 text(
                     "SELECT pg_total_relation_size('order_facts'),"
@@ -274,7 +275,7 @@ def main() -> None:
         engine.dispose()
     print()
     print(f"facts: {n_facts:,} rows ({size[0] / 2**30:.2f} GiB with indexes)")
-    print(f"rollup: {n_daily:,} rows ({size[1] / 2**20:.0f} MiB)")
+    print(f"rollup: {n_daily:,} rows ({size[1] / 2**20:.0f} MiB); by unit x town: {n_units:,} rows")
     print(f"build: facts {load_s:.1f} s, rollup {rollup_s:.1f} s, vacuum analyze {vacuum_s:.1f} s")
     print(f"month {MONTH}: {month_orders:,} orders, {len(result.rows)} units")
     t = result.total.values

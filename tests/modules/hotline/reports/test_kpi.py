@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.conftest import actor, unit_id
+from tests.web.helpers import login
 from zhengshu.casework.models import CaseEvent
 from zhengshu.kernel import clock
 from zhengshu.kernel.calendar import SHANGHAI
@@ -523,3 +524,32 @@ def test_the_report_over_http(history: History, api: Api, db: Session) -> None:
         assert response.status_code == 400, query
         assert response.json()["error"]["code"] == code
     assert api("sj.handler").get("/api/v1/reports/kpi?month=2026-11").status_code == 403
+
+
+def test_the_page_shows_every_figure_with_its_links(
+    history: History, client: TestClient, db: Session
+) -> None:
+    login(client, "supervisor")
+    page = client.get("/hotline/reports/kpi?month=2026-11&by=unit")
+    assert page.status_code == 200, page.text
+    html = page.text
+    assert "东城街道" in html
+    assert "合计" in html
+    assert "83.3%" in html  # 签收率 5 / 6 in the total row
+    assert "已签收工单数 ÷ 已派单工单数" in html  # the legend
+    dongcheng = unit_id(db, DONGCHENG)
+    link = (
+        "/hotline/reports/kpi/orders?kpi=rework_rate&amp;part=numerator"
+        f"&amp;month=2026-11&amp;by=unit&amp;group={dongcheng}"
+    )
+    assert link in html
+    orders = client.get(link.replace("&amp;", "&"))
+    assert orders.status_code == 200
+    numbers = [db.get(OrderFact, history.ids[k]).number for k in "BI"]  # type: ignore[union-attr]
+    assert all(n in orders.text for n in numbers)
+    assert "共 2 件" in orders.text
+    bad = client.get("/hotline/reports/kpi?month=2026-13")
+    assert bad.status_code == 400
+    assert "月份格式应为 YYYY-MM" in bad.text
+    login(client, "sj.handler")
+    assert client.get("/hotline/reports/kpi").status_code == 403

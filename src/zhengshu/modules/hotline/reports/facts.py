@@ -264,7 +264,7 @@ def _recompute(session: Session, ids: list[uuid.UUID]) -> set[date]:
         for c, o in rows
     ]
     # Core statements: no ORM bookkeeping of the rows (the session may hold stale ones).
-    table = OrderFact.__table__
+    table: Table = OrderFact.__table__  # type: ignore[assignment]
     session.execute(delete(table).where(table.c.case_id.in_(ids)))
     if facts:
         session.execute(insert(table), facts)
