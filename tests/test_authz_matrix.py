@@ -12,7 +12,8 @@ a redirect to the login page), ``dc`` / ``sj`` allowed on that object only (deni
 other). The objects: a 12345 order in 东城 (registered by the hotline, dispatched to 东城
 街道) and one in 石碣 (pushed by the 110 partner, dispatched to 石碣镇), each with an
 attachment; a community of each town; the handler of each town; a partner token of each
-town; a smart-dispatch line of each town.
+town; a smart-dispatch line of each town; an early warning, a hot issue (and one of its
+orders) and a 每周一题 of each town, a notice of each town; a hard problem (the city's).
 
 Set ``ZHENGSHU_AUTHZ_RECORD=path.yaml`` to write the observed matrix there (to draft the
 rows of a new route: then read every cell before you copy it).
@@ -26,7 +27,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +43,15 @@ from zhengshu.kernel import clock, jobs
 from zhengshu.kernel.authz import system_principal
 from zhengshu.kernel.calendar_store import set_override
 from zhengshu.kernel.settings import Settings
-from zhengshu.modules.hotline import importer
+from zhengshu.modules.hotline import importer, service
 from zhengshu.modules.hotline.dispatch import catalogue
 from zhengshu.modules.hotline.dispatch.models import DispatchSuggestion
-from zhengshu.modules.hotline.models import Webhook
+from zhengshu.modules.hotline.insight import alert_scan, hard, issues, weekly
+from zhengshu.modules.hotline.insight.issue_models import HotIssueOrder
+from zhengshu.modules.hotline.models import Order, Webhook
+from zhengshu.modules.hotline.reports.notice import current_period
+from zhengshu.modules.hotline.schemas import OrderCreate
+from zhengshu.modules.hotline.service import HotlineConfig
 from zhengshu.org import repository as org_repository
 from zhengshu.org.auth import issue_login_token, start_web_session
 from zhengshu.org.deps import SESSION_COOKIE
@@ -109,6 +115,15 @@ class World:
     rules: dict[str, str] = field(default_factory=dict)
     housing: str = ""
     job_id: str = ""
+    # Insight: an early warning, a hot issue (with an order of it) and a 每周一题 led by
+    # each town; a hard problem (the city's); the week and candidate a pick may take.
+    alerts: dict[str, str] = field(default_factory=dict)
+    hot_issues: dict[str, str] = field(default_factory=dict)
+    hot_orders: dict[str, str] = field(default_factory=dict)
+    weekly: dict[str, str] = field(default_factory=dict)
+    hard_problem: tuple[str, int] = ("", 0)  # id, version
+    pick_week: str = ""
+    pick_key: str = ""
     clients: dict[tuple[str, bool], TestClient] = field(default_factory=dict)
 
     def client(self, principal: str, page: bool) -> TestClient:
@@ -257,7 +272,97 @@ def build_world(sandbox: Sandbox) -> World:
             )
         )
         db.commit()
+    build_insight(world)
     return world
+
+
+# Hot issues: a few callers about one problem at one place, per town.
+HOT_TEXTS = {
+    "dc": [
+        "阳光花园小区停水三天了，什么时候恢复供水？",
+        "东城阳光花园小区突然停水，没有任何通知",
+        "阳光花园小区连续停水，居民生活受影响",
+        "投诉阳光花园小区停水问题，物业不作为",
+    ],
+    "sj": [
+        "金色家园小区电梯故障，经常困人",
+        "金色家园小区电梯又坏了，老人上下楼困难",
+        "投诉金色家园小区电梯故障无人维修",
+        "金色家园小区电梯停运一周，请督促物业维修",
+    ],
+}
+
+
+def build_insight(world: World) -> None:
+    """An early warning (an extreme order at intake), a hot issue and a 每周一题 per
+    town, a hard problem, and an order reworked twice (a 每周一题 candidate of its own)."""
+    sandbox = world.sandbox
+    config = HotlineConfig.from_settings(sandbox.settings)
+    calltaker = system_principal("话务员")
+    now = clock.now()
+
+    def register(db: Any, text: str, town: str, phone: str) -> Any:
+        case, _ = service.register_order(
+            db,
+            calltaker,
+            config=config,
+            data=OrderCreate(
+                requester_name="市民",
+                requester_phone=phone,
+                title=text[:60],
+                content=text,
+                category="other",
+                location_unit_id=uuid.UUID(world.towns[town]),
+            ),
+            smart=False,
+        )
+        return case
+
+    with sandbox.session() as db:
+        supervisor = actor(db, "supervisor")
+        firsts: dict[str, uuid.UUID] = {}
+        for n, target in enumerate(TARGETS):
+            case = register(db, "老板拖欠工资半年，有人扬言要跳楼。", target, f"1370000900{n}")
+            order = db.get(Order, case.id)
+            assert order is not None
+            raised = alert_scan.on_intake(db, case, order, words=config.extreme_words)
+            assert raised is not None, f"no warning raised in {target}"
+            assert raised.town_unit_id == uuid.UUID(world.towns[target])
+            world.alerts[target] = str(raised.id)
+            for i, text in enumerate(HOT_TEXTS[target]):
+                made = register(db, text, target, f"13{n}0000800{i}")
+                firsts.setdefault(target, made.id)
+        repeat = register(db, "咨询新生儿医保办理流程", "dc", "13700007000")
+        repeat.rework_count = 2
+        db.flush()
+        issues.rescan(db, clock.now())
+        for target, order_id in firsts.items():
+            link = db.scalars(select(HotIssueOrder).where(HotIssueOrder.order_id == order_id)).one()
+            assert link.issue_id is not None, f"no hot issue found in {target}"
+            world.hot_issues[target] = str(link.issue_id)
+            world.hot_orders[target] = str(order_id)
+        workflow, calendar = config.workflow(), config.calendar(db)
+        for k, target in enumerate(TARGETS):
+            week = weekly.week_of(now + timedelta(days=7 * k))
+            problem = weekly.pick(
+                db,
+                supervisor,
+                weekly.PickInput(
+                    week=week,
+                    candidate_key=f"hot:{world.hot_issues[target]}",
+                    lead_unit_id=uuid.UUID(world.towns[target]),
+                    deadline=weekly.default_deadline(week),
+                ),
+                workflow=workflow,
+                calendar=calendar,
+            )
+            world.weekly[target] = str(problem.id)
+        world.pick_week = weekly.week_of(now + timedelta(days=14))
+        world.pick_key = f"order:{repeat.id}"
+        assert world.pick_key in {c.key for c in weekly.candidates(db, world.pick_week)}
+        row = hard.create(db, supervisor, hard.HardInput(name="矩阵难题", keywords=("停水",)))
+        world.hard_problem = (str(row.id), row.version)
+        db.commit()
 
 
 # --- the requests ------------------------------------------------------------------------
@@ -312,6 +417,15 @@ ACTION_BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
     "redispatch": lambda w: {"unit_id": w.housing, "note": "改派住建局"},
     "urge": lambda w: {"note": "请尽快办理"},
 }
+
+
+def this_month() -> str:
+    return str(current_period("month").key)
+
+
+def last_month() -> str:
+    return str(current_period("month").previous().key)
+
 
 ORDER_BODY = {
     "requester_name": "陈先生",
@@ -556,7 +670,152 @@ SPECS: dict[str, Build] = {
     "POST /admin/tokens/{token_id}/revoke": lambda w, p, t: Call(
         f"/admin/tokens/{w.partner_tokens[t or '']}/revoke"
     ),
+    # --- early warnings ------------------------------------------------------------------
+    "GET /api/v1/alerts": fixed("/api/v1/alerts"),
+    "GET /api/v1/alerts/{alert_id}": lambda w, p, t: Call(f"/api/v1/alerts/{w.alerts[t or '']}"),
+    "GET /hotline/alerts": fixed("/hotline/alerts"),
+    "GET /hotline/alerts/{alert_id:uuid}": lambda w, p, t: Call(
+        f"/hotline/alerts/{w.alerts[t or '']}"
+    ),
+    # --- hot issues ----------------------------------------------------------------------
+    "GET /api/v1/hot-issues": fixed("/api/v1/hot-issues"),
+    "POST /api/v1/hot-issues/rescan": fixed("/api/v1/hot-issues/rescan"),
+    "GET /api/v1/hot-issues/{issue_id}": lambda w, p, t: Call(
+        f"/api/v1/hot-issues/{w.hot_issues[t or '']}"
+    ),
+    "POST /api/v1/hot-issues/{issue_id}/orders/{order_id}/move": lambda w, p, t: Call(
+        f"/api/v1/hot-issues/{w.hot_issues[t or '']}/orders/{w.hot_orders[t or '']}/move",
+        json={"note": "不属于该热点"},
+    ),
+    "GET /hotline/hot": fixed("/hotline/hot"),
+    "POST /hotline/hot/rescan": fixed("/hotline/hot/rescan"),
+    "GET /hotline/hot/{issue_id:uuid}": lambda w, p, t: Call(
+        f"/hotline/hot/{w.hot_issues[t or '']}"
+    ),
+    "POST /hotline/hot/{issue_id:uuid}/move": lambda w, p, t: Call(
+        f"/hotline/hot/{w.hot_issues[t or '']}/move",
+        data={"order_id": w.hot_orders[t or ""], "to": "none", "note": "不属于该热点"},
+    ),
+    # --- 每周一题 ----------------------------------------------------------------------------
+    "GET /api/v1/weekly-problems": fixed("/api/v1/weekly-problems"),
+    "GET /api/v1/weekly-problems/candidates": lambda w, p, t: Call(
+        "/api/v1/weekly-problems/candidates", params={"week": w.pick_week}
+    ),
+    "POST /api/v1/weekly-problems": lambda w, p, t: Call(
+        "/api/v1/weekly-problems",
+        json={"week": w.pick_week, "candidate_key": w.pick_key, "lead_unit_id": w.towns["dc"]},
+    ),
+    "GET /api/v1/weekly-problems/{problem_id}": lambda w, p, t: Call(
+        f"/api/v1/weekly-problems/{w.weekly[t or '']}"
+    ),
+    "POST /api/v1/weekly-problems/{problem_id}/reports": lambda w, p, t: Call(
+        f"/api/v1/weekly-problems/{w.weekly[t or '']}/reports", json={"text": "已约谈物业。"}
+    ),
+    "POST /api/v1/weekly-problems/{problem_id}/close": lambda w, p, t: Call(
+        f"/api/v1/weekly-problems/{w.weekly[t or '']}/close", json={"conclusion": "已解决。"}
+    ),
+    "GET /hotline/weekly": fixed("/hotline/weekly"),
+    "POST /hotline/weekly/pick": lambda w, p, t: Call(
+        "/hotline/weekly/pick",
+        data={"week": w.pick_week, "candidate_key": w.pick_key, "lead_unit_id": w.towns["dc"]},
+    ),
+    "GET /hotline/weekly/{problem_id:uuid}": lambda w, p, t: Call(
+        f"/hotline/weekly/{w.weekly[t or '']}"
+    ),
+    "POST /hotline/weekly/{problem_id:uuid}/report": lambda w, p, t: Call(
+        f"/hotline/weekly/{w.weekly[t or '']}/report", data={"text": "已约谈物业。"}
+    ),
+    "POST /hotline/weekly/{problem_id:uuid}/close": lambda w, p, t: Call(
+        f"/hotline/weekly/{w.weekly[t or '']}/close", data={"conclusion": "已解决。"}
+    ),
+    # --- 难题清单 (the city's list: one object) ---------------------------------------------
+    "GET /api/v1/hard-problems": fixed("/api/v1/hard-problems"),
+    "POST /api/v1/hard-problems": fixed(
+        "/api/v1/hard-problems", json={"name": "矩阵新难题", "keywords": ["停电"]}
+    ),
+    "GET /api/v1/hard-problems/{problem_id}": lambda w, p, t: Call(
+        f"/api/v1/hard-problems/{w.hard_problem[0]}"
+    ),
+    "PUT /api/v1/hard-problems/{problem_id}": lambda w, p, t: Call(
+        f"/api/v1/hard-problems/{w.hard_problem[0]}",
+        json={"name": "矩阵难题", "keywords": ["停水", "断水"], "version": w.hard_problem[1]},
+    ),
+    "GET /hotline/hard-problems": fixed("/hotline/hard-problems"),
+    "POST /hotline/hard-problems": fixed(
+        "/hotline/hard-problems",
+        data={"name": "矩阵新难题", "keywords": "停电", "target_kind": "resolution_rate"}
+        | {"target_value": "90"},
+    ),
+    "POST /hotline/hard-problems/examples": fixed("/hotline/hard-problems/examples"),
+    "GET /hotline/hard-problems/{problem_id:uuid}": lambda w, p, t: Call(
+        f"/hotline/hard-problems/{w.hard_problem[0]}"
+    ),
+    "POST /hotline/hard-problems/{problem_id:uuid}": lambda w, p, t: Call(
+        f"/hotline/hard-problems/{w.hard_problem[0]}",
+        data={
+            "name": "矩阵难题",
+            "keywords": "停水，断水",
+            "target_kind": "resolution_rate",
+            "target_value": "90",
+            "version": str(w.hard_problem[1]),
+        },
+    ),
+    # --- KPIs, notices (a town's notice: dc / sj), the leaders' dashboard ----------------
+    "GET /api/v1/reports/kpi": lambda w, p, t: Call(
+        "/api/v1/reports/kpi", params={"month": this_month(), "by": "unit"}
+    ),
+    "GET /api/v1/reports/kpi/orders": lambda w, p, t: Call(
+        "/api/v1/reports/kpi/orders",
+        params={"kpi": "rework_rate", "part": "denominator", "month": this_month()},
+    ),
+    "GET /hotline/reports/kpi": lambda w, p, t: Call(
+        "/hotline/reports/kpi", params={"month": this_month(), "by": "unit"}
+    ),
+    "GET /hotline/reports/kpi/orders": lambda w, p, t: Call(
+        "/hotline/reports/kpi/orders",
+        params={"kpi": "rework_rate", "part": "denominator", "month": this_month()},
+    ),
+    "GET /api/v1/notices": lambda w, p, t: Call(
+        "/api/v1/notices", params={"period": last_month(), "unit_id": w.towns[t or ""]}
+    ),
+    "GET /api/v1/notices.xlsx": lambda w, p, t: Call(
+        "/api/v1/notices.xlsx", params={"period": last_month(), "unit_id": w.towns[t or ""]}
+    ),
+    "GET /api/v1/notices.pdf": lambda w, p, t: Call(
+        "/api/v1/notices.pdf", params={"period": last_month(), "unit_id": w.towns[t or ""]}
+    ),
+    "GET /hotline/notices": fixed("/hotline/notices"),
+    "GET /hotline/notices/view": lambda w, p, t: Call(
+        "/hotline/notices/view", params={"period": last_month(), "unit": w.towns[t or ""]}
+    ),
+    "GET /hotline/notices/view.xlsx": lambda w, p, t: Call(
+        "/hotline/notices/view.xlsx", params={"period": last_month(), "unit": w.towns[t or ""]}
+    ),
+    "GET /hotline/notices/view.pdf": lambda w, p, t: Call(
+        "/hotline/notices/view.pdf", params={"period": last_month(), "unit": w.towns[t or ""]}
+    ),
+    "GET /api/v1/dashboard": fixed("/api/v1/dashboard"),
+    "GET /hotline/dashboard": fixed("/hotline/dashboard"),
+    "GET /vendor/plotly.min.js": fixed("/vendor/plotly.min.js"),
 }
+
+ALERT_BODIES: dict[str, dict[str, str]] = {
+    "acknowledge": {},
+    "handle": {"note": "已联系当事人并处置"},
+    "dismiss": {"reason": "经核实为误报"},
+    "forward": {"destination": "police", "note": "请属地派出所关注"},
+}
+for _action, _alert_body in ALERT_BODIES.items():
+    SPECS[f"POST /api/v1/alerts/{{alert_id}}/{_action}"] = (
+        lambda w, p, t, a=_action, b=_alert_body: Call(
+            f"/api/v1/alerts/{w.alerts[t or '']}/{a}", json=b
+        )
+    )
+    SPECS[f"POST /hotline/alerts/{{alert_id:uuid}}/{{action}} [{_action}]"] = (
+        lambda w, p, t, a=_action, b=_alert_body: Call(
+            f"/hotline/alerts/{w.alerts[t or '']}/{a}", data=b or None
+        )
+    )
 
 for _action, _body in ACTION_BODIES.items():
     SPECS[f"POST /api/v1/orders/{{order_id}}/actions/{{action}} [{_action}]"] = (
@@ -589,6 +848,10 @@ TARGETED = {
             "{token}",
             "{token_id}",
             "{rule_id",
+            "{alert_id",
+            "{issue_id",
+            "/weekly-problems/{problem_id",
+            "/weekly/{problem_id",
         )
     )
 }
@@ -604,6 +867,13 @@ TARGETED |= {
     "POST /admin/units/new",
     "POST /admin/people/new",
     "POST /admin/tokens",
+    # A notice of a unit: the town's (the API's unit_id, the page's unit).
+    "GET /api/v1/notices",
+    "GET /api/v1/notices.xlsx",
+    "GET /api/v1/notices.pdf",
+    "GET /hotline/notices/view",
+    "GET /hotline/notices/view.xlsx",
+    "GET /hotline/notices/view.pdf",
 }
 
 

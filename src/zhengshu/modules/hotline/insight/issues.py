@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, exists, false, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.exc import StaleDataError
 
 from zhengshu.casework.models import Case
@@ -437,7 +437,11 @@ def _in_scope(actor: Principal) -> ColumnElement[bool] | None:
         return None
     if actor.scope_path is None:
         return false()
-    return exists().where(Unit.id == Order.location_unit_id, Unit.path.startswith(actor.scope_path))
+    # An alias: a query that joins Unit itself (issue_orders) must not correlate it away.
+    place = aliased(Unit)
+    return exists().where(
+        place.id == Order.location_unit_id, place.path.startswith(actor.scope_path)
+    )
 
 
 def visible_clause(actor: Principal) -> ColumnElement[bool] | None:
