@@ -52,7 +52,13 @@ def build_registry(settings: Settings) -> JobRegistry:
     registry.every("hotline.alerts.spikes", timedelta(minutes=5), alert_scan.scheduled)
     registry.register(alerts.FORWARD_JOB, alerts.forward_job(_post_alert))
     # Hourly: hot issues of the last 30 days (hand moves are kept; see insight/issues.py).
-    registry.every("hotline.hot_issues.rescan", timedelta(hours=1), hot_issues.scheduled)
+    # The clustering only reads; the worker runs it outside the write transaction.
+    registry.every_in_two_steps(
+        "hotline.hot_issues.rescan",
+        timedelta(hours=1),
+        hot_issues.scheduled_read,
+        hot_issues.scheduled_write,
+    )
     return registry
 
 

@@ -436,3 +436,31 @@ def test_failing_periodic_task_waits_for_its_interval_too(
     clock.advance(timedelta(minutes=1))
     assert run_periodic(factory, registry) == 1
     assert calls == [T0, T0 + timedelta(minutes=5)]
+
+
+def test_a_two_step_periodic_task_reads_outside_the_write_transaction(
+    factory: sessionmaker[Session], clock: FrozenClock
+) -> None:
+    """The long read runs in a read-only transaction (on SQLite: without the write lock);
+    the write step gets its result in a transaction of its own that commits."""
+    from zhengshu.kernel.db import WRITE_INTENT
+
+    steps: list[tuple[str, bool]] = []
+
+    def read(session: Session) -> int:
+        steps.append(("read", session.info[WRITE_INTENT]))
+        return 41
+
+    def write(session: Session, found: int) -> None:
+        steps.append(("write", session.info[WRITE_INTENT]))
+        enqueue(session, "test.found", {"n": found + 1})
+
+    registry = JobRegistry()
+    registry.every_in_two_steps("test.two_steps", timedelta(hours=1), read, write)
+    assert run_periodic(factory, registry) == 1
+    assert steps == [("read", False), ("write", True)]
+    assert job_count(factory) == 1
+    # Called directly (a button, a test), both steps share the caller's transaction.
+    with transaction(factory) as session:
+        registry.periodic[0].handler(session)
+    assert job_count(factory) == 2

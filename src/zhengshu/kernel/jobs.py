@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Integer, String, Text, event, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
@@ -29,6 +29,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from zhengshu.kernel import clock
 from zhengshu.kernel.db import Base, new_id, transaction
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 _AFTER_COMMIT = "zhengshu_after_commit"
@@ -118,6 +119,10 @@ class Periodic:
     every: timedelta
     handler: Callable[[Session], None]
     next_run: datetime | None = None
+    # A task in two steps: ``read`` in a read-only transaction (long computations that
+    # must not hold SQLite's write lock), then ``handler`` writes what it returned.
+    read: Callable[[Session], Any] | None = None
+    write: Callable[[Session, Any], None] | None = None
 
 
 @dataclass
@@ -134,6 +139,23 @@ class JobRegistry:
 
     def every(self, name: str, interval: timedelta, handler: Callable[[Session], None]) -> None:
         self.periodic.append(Periodic(name=name, every=interval, handler=handler))
+
+    def every_in_two_steps(
+        self,
+        name: str,
+        interval: timedelta,
+        read: Callable[[Session], T],
+        write: Callable[[Session, T], None],
+    ) -> None:
+        """A periodic task whose heavy part only reads: ``read`` runs in a read-only
+        transaction, ``write`` gets its result in a short writing one."""
+
+        def handler(session: Session) -> None:  # both steps in one transaction (tests)
+            write(session, read(session))
+
+        self.periodic.append(
+            Periodic(name=name, every=interval, handler=handler, read=read, write=write)
+        )
 
 
 def _claim(session: Session, worker_id: str, limit: int) -> list[uuid.UUID]:
@@ -218,8 +240,14 @@ def run_periodic(factory: sessionmaker[Session], registry: JobRegistry) -> int:
             continue
         task.next_run = now + task.every
         try:
-            with transaction(factory) as session:
-                task.handler(session)
+            if task.read is not None and task.write is not None:
+                with transaction(factory, write=False) as session:
+                    found = task.read(session)
+                with transaction(factory) as session:
+                    task.write(session, found)
+            else:
+                with transaction(factory) as session:
+                    task.handler(session)
             ran += 1
         except Exception:
             log.exception("periodic task %s failed", task.name)

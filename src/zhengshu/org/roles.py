@@ -179,8 +179,6 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
             "kernel:jobs:read",
             "hotline:dispatch:read",
             "hotline:dispatch:configure",
-            "hotline:alert:read",
-            "hotline:alert:handle",
         }
     ),
     Role.AUDITOR: frozenset(_READ_ORG | {"kernel:audit:read", "kernel:audit:verify"}),

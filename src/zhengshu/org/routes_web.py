@@ -73,6 +73,19 @@ HOME_TILES = [
     ("hotline:order:callback", "/hotline/queue/callback", "待回访", "回访诉求人：是否解决、满意度"),
     ("hotline:report:read", "/hotline/board", "督办看板", "黄灯预警、红灯超时与督办中的工单"),
     (
+        "hotline:report:read",
+        "/hotline/dashboard",
+        "领导驾驶舱",
+        "在办与预警实时数、月度指标、趋势、分类构成、镇街排名、热点问题",
+    ),
+    (
+        "hotline:alert:read",
+        "/hotline/alerts",
+        "舆情预警",
+        "话务突增与极端事件预警：签收、处置、转送",
+    ),
+    ("hotline:hot:read", "/hotline/hot", "热点问题", "同一地点同一问题的工单、每周一题、难题清单"),
+    (
         "hotline:order:read",
         "/hotline/orders",
         "工单查询",

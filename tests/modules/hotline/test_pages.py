@@ -234,22 +234,41 @@ def test_another_town_gets_not_found(client: TestClient, db: Session) -> None:
 # --- nav and home tiles ------------------------------------------------------------------
 
 ORG = ["组织机构", "人员", "工作日历"]
+# What the hotline learns from its orders: dashboard, warnings, hot issues, KPIs, notices.
+INSIGHT = ["驾驶舱", "预警", "热点", "指标", "通报"]
+INSIGHT_TILES = ["领导驾驶舱", "舆情预警", "热点问题"]
 NAV_BY_ROLE = {
     "calltaker": ["首页", "受理", "工单", *ORG],
-    "dispatcher": ["首页", "工单", "智能派单", *ORG],
+    "dispatcher": ["首页", "工单", "智能派单", "热点", *ORG],
     "dc.handler": ["首页", "工单", *ORG],
-    "dc.leader": ["首页", "工单", "督办看板", *ORG],
+    "dc.leader": ["首页", "工单", "督办看板", *INSIGHT, *ORG],
     "callback": ["首页", "工单", *ORG],
-    "supervisor": ["首页", "工单", "督办看板", *ORG],
+    "supervisor": ["首页", "工单", "督办看板", *INSIGHT, *ORG],
     "admin": ["首页", "智能派单", *ORG, "接口令牌"],
 }
 TILES_BY_ROLE = {
     "calltaker": ["受理登记", "工单查询", "本辖区人员", "办理时限计算"],
-    "dispatcher": ["待派单", "退单审核", "延期审批", "工单查询", "本辖区人员", "办理时限计算"],
+    "dispatcher": [
+        "待派单",
+        "退单审核",
+        "延期审批",
+        "热点问题",
+        "工单查询",
+        "本辖区人员",
+        "办理时限计算",
+    ],
     "dc.handler": ["待签收", "办理中", "工单查询", "本辖区人员", "办理时限计算"],
-    "dc.leader": ["待签收", "办理中", "督办看板", "工单查询", "本辖区人员", "办理时限计算"],
+    "dc.leader": [
+        "待签收",
+        "办理中",
+        "督办看板",
+        *INSIGHT_TILES,
+        "工单查询",
+        "本辖区人员",
+        "办理时限计算",
+    ],
     "callback": ["待回访", "工单查询", "本辖区人员", "办理时限计算"],
-    "supervisor": ["督办看板", "工单查询", "本辖区人员", "办理时限计算"],
+    "supervisor": ["督办看板", *INSIGHT_TILES, "工单查询", "本辖区人员", "办理时限计算"],
 }
 
 

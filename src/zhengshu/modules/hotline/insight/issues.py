@@ -278,19 +278,20 @@ class ScanReport:
 _SCANNER = system_principal("热点扫描")
 
 
-def rescan(
-    session: Session,
-    now: datetime | None = None,
-    window_days: float = 30,
-    *,
-    actor: Principal | None = None,
-) -> ScanReport:
-    """Cluster the orders of the last ``window_days`` before ``now`` and bring the
-    ``HotIssue`` rows up to date (see the module docstring). The hourly job runs it as the
-    system; the 重新计算 button needs ``hotline:hot:manage``. Writes one audit row."""
-    if actor is not None:
-        actor.require("hotline:hot:manage")
-    now = now or clock.now()
+@dataclass(frozen=True)
+class Clustering:
+    """What a scan found, before anything is written: the orders read and their clusters."""
+
+    now: datetime
+    window_days: float
+    facts: list[OrderFacts]
+    found: list[hot.HotIssue]
+
+
+def cluster_recent(session: Session, now: datetime, window_days: float = 30) -> Clustering:
+    """The reading half of a rescan: cluster the orders of the last ``window_days`` before
+    ``now``. Writes nothing, so the worker runs it outside any write transaction (on
+    SQLite the clustering of a month of orders would otherwise hold the write lock)."""
     since = now - timedelta(days=window_days)
     facts = _facts(
         session,
@@ -305,6 +306,33 @@ def rescan(
     found = _one_town_each(
         hot.cluster([_message(f) for f in facts], window_days=window_days, as_of=now), by_id
     )
+    return Clustering(now, window_days, facts, found)
+
+
+def rescan(
+    session: Session,
+    now: datetime | None = None,
+    window_days: float = 30,
+    *,
+    actor: Principal | None = None,
+) -> ScanReport:
+    """Cluster the orders of the last ``window_days`` before ``now`` and bring the
+    ``HotIssue`` rows up to date (see the module docstring). The hourly job runs it as the
+    system, in two transactions (``cluster_recent`` then ``apply``); the 重新计算 button
+    needs ``hotline:hot:manage``. Writes one audit row."""
+    if actor is not None:
+        actor.require("hotline:hot:manage")
+    return apply(session, cluster_recent(session, now or clock.now(), window_days), actor=actor)
+
+
+def apply(
+    session: Session, clustering: Clustering, *, actor: Principal | None = None
+) -> ScanReport:
+    """The writing half of a rescan: match the clusters to the issues and write them.
+    Links are read afresh, so a hand move made since the clustering is respected."""
+    now, window_days, facts = clustering.now, clustering.window_days, clustering.facts
+    by_id = {f.id: f for f in facts}
+    found = clustering.found
     clusters = [[uuid.UUID(m) for m in issue.message_ids] for issue in found]
 
     links: dict[uuid.UUID, HotIssueOrder] = {}
@@ -624,6 +652,11 @@ def move_order(
     return source, target
 
 
-def scheduled(session: Session) -> None:
-    """The hourly job: rescan the last 30 days as the system."""
-    rescan(session, clock.now())
+def scheduled_read(session: Session) -> Clustering:
+    """The hourly job's first step (read-only): cluster the last 30 days."""
+    return cluster_recent(session, clock.now())
+
+
+def scheduled_write(session: Session, clustering: Clustering) -> None:
+    """The hourly job's second step: write what the first found, as the system."""
+    apply(session, clustering)

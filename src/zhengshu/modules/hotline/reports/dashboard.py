@@ -104,7 +104,7 @@ def _live_counts(
     )
     if clause is not None:
         query = query.where(clause)
-    levels = dict(session.execute(query).tuples().all())
+    levels = {str(level): int(n) for level, n in session.execute(query).all()}
     day_start = now.astimezone(LOCAL).replace(hour=0, minute=0, second=0, microsecond=0)
     today = (
         select(func.count())
