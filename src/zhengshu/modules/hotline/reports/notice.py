@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, select
+from sqlalchemy import ColumnElement, Row, and_, exists, func, select
 from sqlalchemy.orm import Session
 
 from zhengshu.casework.definitions import Workflow, load_workflow
@@ -483,19 +484,14 @@ def _aware(value: Any) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
-def overdue_orders(
-    session: Session,
-    period: Period,
-    scope: Unit | None,
-    workflow: Workflow,
-    now: datetime,
-) -> tuple[list[OverdueOrder], int]:
-    """The red lights (``overdue`` entries) dated in the period, latest due first: when
-    the late stage was left (the first later transition into a state of another stage)
-    and by how much it was late then (or is still, at ``now``)."""
+def _entries(
+    session: Session, action: str, period: Period, scope: Unit | None
+) -> tuple[Sequence[Row[CaseEvent, str, str, str]], int]:
+    """The timeline entries of ``action`` dated in the period (the first ``MAX_LISTED``,
+    in order, with the order's number, title and lead unit) and how many there are."""
     where = _where(
         Case.case_type == CASE_TYPE,
-        CaseEvent.action == "overdue",
+        CaseEvent.action == action,
         CaseEvent.at >= period.start,
         CaseEvent.at < period.end,
         _in_scope(scope),
@@ -514,6 +510,20 @@ def overdue_orders(
         .order_by(CaseEvent.at, Case.number)
         .limit(MAX_LISTED)
     ).all()
+    return rows, total
+
+
+def overdue_orders(
+    session: Session,
+    period: Period,
+    scope: Unit | None,
+    workflow: Workflow,
+    now: datetime,
+) -> tuple[list[OverdueOrder], int]:
+    """The red lights (``overdue`` entries) dated in the period, latest due first: when
+    the late stage was left (the first later transition into a state of another stage)
+    and by how much it was late then (or is still, at ``now``)."""
+    rows, total = _entries(session, "overdue", period, scope)
     if not rows:
         return [], total
     case_ids = {ev.case_id for ev, *_ in rows}
@@ -559,27 +569,7 @@ def reworked_orders(
     session: Session, period: Period, scope: Unit | None
 ) -> tuple[list[ReworkedOrder], int]:
     """The reworks (``rework`` entries) dated in the period, in order."""
-    where = _where(
-        Case.case_type == CASE_TYPE,
-        CaseEvent.action == "rework",
-        CaseEvent.at >= period.start,
-        CaseEvent.at < period.end,
-        _in_scope(scope),
-    )
-    total = session.execute(
-        select(func.count())
-        .select_from(CaseEvent)
-        .join(Case, Case.id == CaseEvent.case_id)
-        .where(where)
-    ).scalar_one()
-    rows = session.execute(
-        select(CaseEvent, Case.number, Case.title, Unit.name)
-        .join(Case, Case.id == CaseEvent.case_id)
-        .outerjoin(Unit, Unit.id == Case.lead_unit_id)
-        .where(where)
-        .order_by(CaseEvent.at, Case.number)
-        .limit(MAX_LISTED)
-    ).all()
+    rows, total = _entries(session, "rework", period, scope)
     out = []
     for ev, number, title, unit_name in rows:
         data = ev.data or {}
