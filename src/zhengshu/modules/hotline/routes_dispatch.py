@@ -150,14 +150,22 @@ def retrain(db: DB, actor: Actor) -> RetrainQueued:
 # --- pages -------------------------------------------------------------------------------
 
 
-def _form_uuid(form: FormData, name: str) -> uuid.UUID | None:
-    raw = str(form.get(name, "") or "").strip()
-    if not raw:
-        return None
+def _uuid_of(raw: str, name: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw)
     except ValueError as exc:
         raise InvalidInput("单位选择无效", f"bad {name}", code="bad_form") from exc
+
+
+def _form_uuid(form: FormData, name: str) -> uuid.UUID | None:
+    raw = str(form.get(name, "") or "").strip()
+    return _uuid_of(raw, name) if raw else None
+
+
+def _form_uuids(form: FormData, name: str) -> tuple[uuid.UUID, ...]:
+    """Every non-empty value of a multi-select; a value that is not an id is refused."""
+    values = (str(v).strip() for v in form.getlist(name))
+    return tuple(_uuid_of(v, name) for v in values if v)
 
 
 def _threshold(form: FormData) -> float | None:
@@ -227,22 +235,12 @@ async def dispatch_rule_add(request: Request, db: DB, actor: PageActor) -> Respo
             town_unit_id=_form_uuid(form, "town_unit_id"),
             lead_unit_id=None if lead_raw in {"", "town"} else _form_uuid(form, "lead"),
             lead_is_town=lead_raw == "town",
-            co_unit_ids=tuple(
-                uuid.UUID(str(v)) for v in form.getlist("co_unit_ids") if _is_uuid(str(v))
-            ),
+            co_unit_ids=_form_uuids(form, "co_unit_ids"),
             auto_threshold=_threshold(form),
             note=str(form.get("note", "") or "").strip()[:500] or None,
         ),
     )
     return _back("已加入派单目录")
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 @pages.post("/hotline/dispatch/rules/{rule_id:uuid}/retire")

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.conftest import unit_id
+from tests.web.helpers import login, post
 from zhengshu.casework.models import Case, CaseEvent
 from zhengshu.kernel.audit import AuditEntry
 from zhengshu.kernel.authz import Principal, system_principal
@@ -414,3 +415,20 @@ def test_retrain_is_queued_from_the_api_for_admins_only(api: Api, db: Session) -
     assert queued.status_code == 202, queued.text
     assert uuid.UUID(queued.json()["job_id"])
     assert api("admin").get("/api/v1/dispatch/models").json() == []
+
+
+def test_the_catalogue_form_refuses_a_bad_co_unit_instead_of_dropping_it(
+    client: TestClient, db: Session
+) -> None:
+    csrf = login(client, "admin")
+    form = {
+        "csrf_token": csrf,
+        "category": "urban",
+        "town_unit_id": str(unit_id(db, DONGCHENG)),
+        "lead": "town",
+        "co_unit_ids": ["not-a-unit"],
+    }
+    response = post(client, "/hotline/dispatch/rules", form)
+    assert response.status_code == 400
+    assert "单位选择无效" in response.text
+    assert catalogue.live_rules(db) == []
