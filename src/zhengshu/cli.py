@@ -162,7 +162,8 @@ def _seed_orders(settings: Settings, *, days: int, per_day: int) -> None:
     factory = _factory(settings)
 
     def progress(done: int, total: int) -> None:
-        typer.echo(f"\r演示工单 / demo orders: 第 {done}/{total} 天", nl=done == total)
+        if sys.stdout.isatty():  # a log gets the summary line only
+            typer.echo(f"\r演示工单 / demo orders: 第 {done}/{total} 天", nl=done == total)
 
     report = demo.generate(
         lambda: transaction(factory),

@@ -60,6 +60,7 @@ import operator
 import re
 import struct
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,8 +286,14 @@ class TextClassifier:
             return np.zeros((0, n_classes)), np.zeros(0, dtype=int)
         splitter = StratifiedKFold(folds, shuffle=True, random_state=self.seed)
         found, targets = [], []
-        # Classes smaller than the number of folds only warn; folds are still made.
-        for train, held in splitter.split(np.zeros(len(y)), y):
+        # Classes smaller than the number of folds only warn; folds are still made (and the
+        # warning, expected here, stays out of the operator's log).
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message="The least populated class", category=UserWarning
+            )
+            splits = list(splitter.split(np.zeros(len(y)), y))
+        for train, held in splits:
             xs, ys, ws = x[train], y[train], np.ones(len(train))
             if extra_x is not None and extra_y is not None and extra_w is not None:
                 xs = sp.vstack([xs, extra_x], format="csr")
