@@ -8,7 +8,8 @@
 * ``scan_spikes``: every five minutes (``zhengshu.tasks``) the orders of the last weeks
   are counted per category x town: the seasonal baseline (hour-of-week profile x the
   key's level, ``spikes.SpikeDetector``) is learnt from the history before the last two
-  hours, and the last two hours are replayed through the detector. A breakout raises a
+  hours, summed by the database (per key, per hour), and the orders of the last two hours
+  are replayed through the detector. A breakout raises a
   spike warning, once per key and episode: a key whose last warning's window ended
   within the detector's cool-down of the new onset is the same burst.
 """
@@ -16,12 +17,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from zhengshu.casework import engine
@@ -154,6 +157,25 @@ class SpikeScan:
     raised: list[Alert]
 
 
+def _town_of_path(path: str | None) -> str | None:
+    """The town segment of a unit's materialized path (city / town / village)."""
+    parts = [p for p in (path or "").split("/") if p]
+    return parts[1] if len(parts) >= 2 else None
+
+
+def _hour_bucket(session: Session) -> ColumnElement[Any]:
+    """The UTC hour an order was registered in (Beijing time is a whole number of hours
+    off UTC, so a UTC hour is one local hour)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date_trunc("hour", Case.created_at)
+    return func.strftime("%Y-%m-%d %H:00:00", Case.created_at)
+
+
+def _as_datetime(value: Any) -> datetime:
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
 def _key(category: str | None, town: str | None) -> str:
     return f"{category or 'other'}|{town or NO_TOWN}"
 
@@ -174,21 +196,39 @@ def scan_spikes(
     since = now - timedelta(days=history_days)
     split = now - timedelta(minutes=recent_minutes)
     place = Unit.__table__.alias("place")
-    rows = session.execute(
-        select(Case.created_at, Case.category, place.c.path)
+    in_window = (Case.case_type == "hotline", Case.created_at <= now)
+    # The history is summed by the database (per key, and per hour over all keys): a
+    # month at city volume is hundreds of thousands of orders, the sums a few thousand rows.
+    per_key: dict[Hashable, int] = {}
+    for category, path, n in session.execute(
+        select(Case.category, place.c.path, func.count())
         .join(Order, Order.id == Case.id)
         .outerjoin(place, place.c.id == Order.location_unit_id)
-        .where(Case.case_type == "hotline", Case.created_at >= since, Case.created_at <= now)
-        .order_by(Case.created_at)
-    ).all()
-    history: list[tuple[str, datetime]] = []
-    recent: list[tuple[str, datetime]] = []
-    for created_at, category, path in rows:
-        parts = [p for p in (path or "").split("/") if p]
-        town = parts[1] if len(parts) >= 2 else None
-        event = (_key(category, town), _local(created_at))
-        (history if created_at < split else recent).append(event)
-    det.fit(history)
+        .where(*in_window, Case.created_at >= since, Case.created_at < split)
+        .group_by(Case.category, place.c.path)
+    ).all():
+        key = _key(category, _town_of_path(path))
+        per_key[key] = per_key.get(key, 0) + int(n)
+    per_hour: dict[datetime, int] = {}
+    hour = _hour_bucket(session)
+    for bucket, n in session.execute(
+        select(hour, func.count())
+        .where(*in_window, Case.created_at >= since, Case.created_at < split)
+        .group_by(hour)
+    ).all():
+        local = _local(_as_datetime(bucket))
+        per_hour[local] = per_hour.get(local, 0) + int(n)
+    recent = [
+        (_key(category, _town_of_path(path)), _local(created_at))
+        for created_at, category, path in session.execute(
+            select(Case.created_at, Case.category, place.c.path)
+            .join(Order, Order.id == Case.id)
+            .outerjoin(place, place.c.id == Order.location_unit_id)
+            .where(*in_window, Case.created_at >= split)
+            .order_by(Case.created_at)
+        ).all()
+    ]
+    det.fit_counts(per_key, per_hour)
     warnings = det.run(recent)
     local_now = _local(now)
     raised: list[Alert] = []
@@ -242,7 +282,9 @@ def scan_spikes(
         )
         if alert is not None:
             raised.append(alert)
-    return SpikeScan(history=len(history), recent=len(recent), found=len(warnings), raised=raised)
+    return SpikeScan(
+        history=sum(per_key.values()), recent=len(recent), found=len(warnings), raised=raised
+    )
 
 
 def _same_episode(session: Session, key: str, onset: datetime, cooldown: float) -> bool:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -79,15 +79,22 @@ class SeasonalProfile:
         """Learn the shape from order times: count per hour of week, divided by how many
         of that hour the history covers, plus ``pseudo`` (in average hours' counts)
         towards flat."""
-        counts = [0.0] * 168
-        first: datetime | None = None
-        last: datetime | None = None
+        hourly: dict[datetime, int] = {}
         for at in times:
-            counts[at.weekday() * 24 + at.hour] += 1
-            first = at if first is None or at < first else first
-            last = at if last is None or at > last else last
-        if first is None or last is None:
+            hour = at.replace(minute=0, second=0, microsecond=0)
+            hourly[hour] = hourly.get(hour, 0) + 1
+        return cls.fit_hourly(hourly, pseudo)
+
+    @classmethod
+    def fit_hourly(cls, hourly: Mapping[datetime, int], pseudo: float = 0.5) -> SeasonalProfile:
+        """``fit`` from order counts per local hour (the hour's start -> count), which a
+        database can sum without sending every order."""
+        counts = [0.0] * 168
+        for hour, n in hourly.items():
+            counts[hour.weekday() * 24 + hour.hour] += n
+        if not hourly:
             return cls.flat()
+        first, last = min(hourly), max(hourly)
         covered = [0] * 168
         hour = first.replace(minute=0, second=0, microsecond=0)
         while hour <= last:
@@ -176,20 +183,35 @@ class SpikeDetector:
     ) -> SpikeDetector:
         """Learn the profile (unless given and ``learn_profile`` is False) and each key's
         level from past orders ``(key, time)``."""
-        events = list(history)
-        if not events:
+        hourly: dict[tuple[Hashable, datetime], int] = {}
+        for key, at in history:
+            bucket = (key, at.replace(minute=0, second=0, microsecond=0))
+            hourly[bucket] = hourly.get(bucket, 0) + 1
+        by_key: dict[Hashable, int] = {}
+        by_hour: dict[datetime, int] = {}
+        for (key, hour), n in hourly.items():
+            by_key[key] = by_key.get(key, 0) + n
+            by_hour[hour] = by_hour.get(hour, 0) + n
+        return self.fit_counts(by_key, by_hour, learn_profile=learn_profile)
+
+    def fit_counts(
+        self,
+        per_key: Mapping[Hashable, int],
+        per_hour: Mapping[datetime, int],
+        *,
+        learn_profile: bool = True,
+    ) -> SpikeDetector:
+        """``fit`` from sums: the history's orders per key and per local hour (all keys
+        together). The same baseline as ``fit`` over the orders themselves."""
+        if not per_hour:
             return self
         if learn_profile:
-            self.profile = SeasonalProfile.fit(at for _, at in events)
-        first = min(at for _, at in events)
-        last = max(at for _, at in events)
+            self.profile = SeasonalProfile.fit_hourly(per_hour)
+        first, last = min(per_hour), max(per_hour)
         start = datetime.combine(first.date(), datetime.min.time())
         end = datetime.combine(last.date() + timedelta(days=1), datetime.min.time())
         length = self.profile.integral(_minutes(start), _minutes(end))
-        counts: dict[Hashable, int] = {}
-        for key, _ in events:
-            counts[key] = counts.get(key, 0) + 1
-        for key, count in counts.items():
+        for key, count in per_key.items():
             self.keys[key] = _KeyState(level=count / length)
         return self
 
