@@ -39,6 +39,7 @@ from zhengshu.modules.hotline import routes_insight as hotline_insight
 from zhengshu.modules.hotline import routes_notices as hotline_notices
 from zhengshu.modules.hotline import routes_reports as hotline_reports
 from zhengshu.modules.hotline import routes_web as hotline_web
+from zhengshu.modules.hotline.reports import kpi
 from zhengshu.org import routes_api as org_api
 from zhengshu.org import routes_web as org_web
 from zhengshu.web import make_environment, render
@@ -170,6 +171,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
         redoc_url=None,
     )
+    # A city's own KPI definitions, when it has put them in its data directory.
+    kpi.use_city_file(settings.data_dir / "kpis.yaml")
     engine = make_engine(settings)
     factory = make_sessionmaker(engine)
     factory.kw["info"] = {AUDIT_KEY: settings.resolved_audit_key()}

@@ -20,6 +20,7 @@ from zhengshu.modules.hotline.dispatch import training as dispatch_training
 from zhengshu.modules.hotline.insight import alert_scan, alerts
 from zhengshu.modules.hotline.insight import issues as hot_issues
 from zhengshu.modules.hotline.reports import facts as report_facts
+from zhengshu.modules.hotline.reports import kpi
 from zhengshu.modules.hotline.service import HotlineConfig
 from zhengshu.org.auth import purge_expired
 
@@ -27,6 +28,7 @@ from zhengshu.org.auth import purge_expired
 def build_registry(settings: Settings) -> JobRegistry:
     """Handlers and periodic tasks of every bounded context."""
     registry = JobRegistry()
+    kpi.use_city_file(settings.data_dir / "kpis.yaml")  # the facts read its satisfied levels
     registry.every("org.purge_expired_logins", timedelta(minutes=10), purge_expired)
     periods = parse_work_periods(settings.work_periods)
 

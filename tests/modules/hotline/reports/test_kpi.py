@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -461,6 +462,29 @@ kpis:
     with pytest.raises(KpiConfigError, match="is not a duration column"):
         kpi.parse_config(good.replace("kind: rate", "kind: duration"))
     # The packaged file passes.
+    assert [d.key for d in kpi.definitions()] == list(NOVEMBER)
+
+
+def test_a_city_may_define_its_own_kpis(tmp_path: Path) -> None:
+    """``<data dir>/kpis.yaml`` replaces the packaged definitions; a bad one stops the
+    start with its error; without one the packaged file is back."""
+    own = tmp_path / "kpis.yaml"
+    own.write_text(
+        "satisfied_levels: [very_satisfied, satisfied]\n"
+        "kpis:\n"
+        "  - {key: satisfaction_rate, label: 满意率（不含基本满意）, kind: rate,\n"
+        "     numerator: satisfied, denominator: called_back, formula: 满意 ÷ 已回访}\n",
+        encoding="utf-8",
+    )
+    try:
+        kpi.use_city_file(own)
+        assert [d.label for d in kpi.definitions()] == ["满意率（不含基本满意）"]
+        assert kpi.satisfied_levels() == frozenset({"very_satisfied", "satisfied"})
+        own.write_text("kpis: [{key: x, kind: ratio}]", encoding="utf-8")
+        with pytest.raises(KpiConfigError):
+            kpi.use_city_file(own)
+    finally:
+        kpi.use_city_file(None)
     assert [d.key for d in kpi.definitions()] == list(NOVEMBER)
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -223,9 +224,26 @@ def parse_config(text: str) -> KpiConfig:
     return KpiConfig(tuple(found), frozenset(str(level) for level in levels))
 
 
+# A city's own definitions (``<data dir>/kpis.yaml``), set at start-up by ``use_city_file``.
+_city_file: dict[str, Path | None] = {"path": None}
+
+
+def use_city_file(path: Path | None) -> None:
+    """Use the city's ``kpis.yaml`` at ``path`` when it exists (else the packaged one).
+    The app and the worker call it at start-up with ``<data dir>/kpis.yaml``; the file is
+    validated at once, so a mistake in it stops the start with its ``KpiConfigError``."""
+    _city_file["path"] = path if path is not None and path.is_file() else None
+    config.cache_clear()
+    config()
+
+
 @cache
 def config() -> KpiConfig:
-    """The packaged ``kpis.yaml``, validated once."""
+    """The KPI definitions in force (the city's file, or the packaged ``kpis.yaml``),
+    validated once."""
+    own = _city_file["path"]
+    if own is not None:
+        return parse_config(own.read_text("utf-8"))
     text = (
         resources.files("zhengshu.modules.hotline.reports").joinpath("kpis.yaml").read_text("utf-8")
     )
