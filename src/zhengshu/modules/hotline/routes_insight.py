@@ -610,9 +610,20 @@ def hot_rescan(db: DB, actor: PageActor) -> Response:
     )
 
 
+def _status_labels(settings: AppSettings) -> dict[str, str]:
+    """What users read for each order status (已办结, 办理中 ...)."""
+    workflow = HotlineConfig.from_settings(settings).workflow()
+    return {name: state.label for name, state in workflow.states.items()}
+
+
 @pages.get("/hotline/hot/{issue_id:uuid}")
 def hot_issue_page(
-    request: Request, issue_id: uuid.UUID, db: DB, actor: PageActor, flash: str | None = None
+    request: Request,
+    issue_id: uuid.UUID,
+    db: DB,
+    actor: PageActor,
+    settings: AppSettings,
+    flash: str | None = None,
 ) -> Response:
     issue = issues.get_issue(db, actor, issue_id)
     others, _ = issues.list_issues(db, actor, limit=100)
@@ -627,6 +638,7 @@ def hot_issue_page(
             "orders": issues.issue_orders(db, actor, issue),
             "others": [o for o in others if o.id != issue.id],
             "can_manage": actor.can("hotline:hot:manage"),
+            "status_labels": _status_labels(settings),
             "flash": flash,
         },
     )
@@ -722,7 +734,12 @@ def _safe_uuid(value: str) -> uuid.UUID | None:
 
 @pages.get("/hotline/weekly/{problem_id:uuid}")
 def weekly_problem_page(
-    request: Request, problem_id: uuid.UUID, db: DB, actor: PageActor, flash: str | None = None
+    request: Request,
+    problem_id: uuid.UUID,
+    db: DB,
+    actor: PageActor,
+    settings: AppSettings,
+    flash: str | None = None,
 ) -> Response:
     d = weekly.detail(db, actor, problem_id)
     return render(
@@ -734,6 +751,7 @@ def weekly_problem_page(
             "can_manage": actor.can("hotline:weekly:manage"),
             "can_report": d.problem.status == "open"
             and (actor.can("hotline:weekly:manage") or actor.can("hotline:weekly:report")),
+            "status_labels": _status_labels(settings),
             "flash": flash,
         },
     )

@@ -297,6 +297,9 @@ def test_pages_render_and_the_move_form_works(
     number = db.get(Case, made["water"][0]).number  # type: ignore[union-attr]
     assert number in detail.response.text
     assert f'href="/hotline/orders/{made["water"][0]}"' in detail.response.text
+    # Statuses read as people say them, not as the code names them.
+    assert "已受理待派单" in detail.response.text
+    assert ">registered<" not in detail.response.text
     response = post(
         client,
         f"/hotline/hot/{water.id}/move",
