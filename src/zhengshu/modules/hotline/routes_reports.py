@@ -25,6 +25,8 @@ from pydantic import BaseModel
 from zhengshu.kernel import clock
 from zhengshu.kernel.calendar import SHANGHAI
 from zhengshu.kernel.errors import InvalidInput
+from zhengshu.modules.hotline.catalogue import categories
+from zhengshu.modules.hotline.enums import CHANNEL_LABELS
 from zhengshu.modules.hotline.reports import kpi
 from zhengshu.org.deps import DB, Actor
 from zhengshu.org.routes_web import PageActor
@@ -301,6 +303,8 @@ def kpi_orders_page(
             **context,
             "title": f"{found.kpi.label}：工单明细",
             "found": found,
+            "category_names": {code: c.name for code, c in categories().items()},
+            "channel_labels": {str(c.value): label for c, label in CHANNEL_LABELS.items()},
             "pages": max(1, -(-found.total // size)),
             "query": urlencode({k: v for k, v in params.items() if v}),
         },

@@ -572,6 +572,8 @@ def test_the_page_shows_every_figure_with_its_links(
     numbers = [db.get(OrderFact, history.ids[k]).number for k in "BI"]  # type: ignore[union-attr]
     assert all(n in orders.text for n in numbers)
     assert "共 2 件" in orders.text
+    assert "电话" in orders.text  # the channel as people name it
+    assert ">phone<" not in orders.text
     bad = client.get("/hotline/reports/kpi?month=2026-13")
     assert bad.status_code == 400
     assert "月份格式应为 YYYY-MM" in bad.text
