@@ -15,6 +15,7 @@ from zhengshu.casework.models import Case, CaseEvent
 from zhengshu.kernel import audit, clock
 from zhengshu.kernel.settings import Settings
 from zhengshu.modules.hotline import demo
+from zhengshu.modules.hotline.insight.issue_models import HardProblem
 from zhengshu.modules.hotline.models import Order
 from zhengshu.modules.hotline.service import HotlineConfig
 
@@ -48,5 +49,7 @@ def test_the_demo_history_is_made_by_the_real_workflow(db: Session, settings: Se
     titles = Counter(c.title for c, _ in orders)
     assert titles["丰硕广场旁工地夜间施工噪音"] >= 10
     assert titles["有人扬言跳楼"] == 1
+    # The hard-problem list has its examples to follow.
+    assert len(db.execute(select(HardProblem)).scalars().all()) == 2
     # Each step left its audit row, and the chain verifies.
     assert audit.verify(db).ok

@@ -12,8 +12,9 @@ The texts come from ``demo_orders.yaml`` (written for the demo). The history is 
 reproducible (a fixed seed): a weekly and daily rhythm, most orders handled on time, some
 signed for or replied late, returns and re-dispatches, reworks after unsatisfied callbacks,
 direct answers at intake, emergencies; a few recurring problems at one place (hot issues)
-and two texts that raise an immediate warning. Steps that would fall after "now" are left
-undone, so the last days' orders are still open at every stage.
+and two texts that raise an immediate warning; the hard-problem list gets its two
+examples. Steps that would fall after "now" are left undone, so the last days' orders are
+still open at every stage.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from zhengshu.kernel.clock import FrozenClock
 from zhengshu.kernel.errors import DomainError
 from zhengshu.modules.hotline import service
 from zhengshu.modules.hotline.enums import Channel, RequestType, Satisfaction, Urgency
+from zhengshu.modules.hotline.insight import hard
 from zhengshu.modules.hotline.schemas import ActionRequest, OrderCreate
 from zhengshu.modules.hotline.service import HotlineConfig
 from zhengshu.org.models import Unit
@@ -375,6 +377,8 @@ def generate(
             swept = engine.sweep(session, system_principal("时限巡检"), calendar=calendar)
             if not (swept.yellow or swept.red or swept.escalated):
                 break
+        # The hard-problem list's two examples, so its page has trends to show.
+        hard.load_examples(session, system_principal("演示数据"))
         rows = session.execute(select(Case.status, func.count()).group_by(Case.status)).all()
         report.by_status = {str(status): int(n) for status, n in rows}
     return report
