@@ -110,7 +110,34 @@ class OrderFact(Base):
     refreshed_at: Mapped[datetime]
 
 
-class OrderFactDaily(Base):
+class _DailySums:
+    """What both rollups hold: a registration day, its lead unit and town, the number of
+    orders and the SUM of every fact flag and of ``response_minutes``."""
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    day: Mapped[date] = mapped_column(Date, index=True)
+    lead_unit_id: Mapped[uuid.UUID | None]
+    town_unit_id: Mapped[uuid.UUID | None]
+    orders: Mapped[int] = mapped_column(Integer)
+    dispatched: Mapped[int] = mapped_column(Integer)
+    signed: Mapped[int] = mapped_column(Integer)
+    signed_on_time: Mapped[int] = mapped_column(Integer)
+    replied: Mapped[int] = mapped_column(Integer)
+    closed: Mapped[int] = mapped_column(Integer)
+    closed_on_time: Mapped[int] = mapped_column(Integer)
+    answered_directly: Mapped[int] = mapped_column(Integer)
+    called_back: Mapped[int] = mapped_column(Integer)
+    solved: Mapped[int] = mapped_column(Integer)
+    satisfied: Mapped[int] = mapped_column(Integer)
+    reworked: Mapped[int] = mapped_column(Integer)
+    emergency: Mapped[int] = mapped_column(Integer)
+    responded: Mapped[int] = mapped_column(Integer)
+    response_minutes: Mapped[float] = mapped_column(Float)
+
+
+class OrderFactDaily(_DailySums, Base):
     """The facts summed per registration day x lead unit x town x category x channel:
     ``orders`` rows, the SUM of every flag and of ``response_minutes``. Recomputed for a
     whole day whenever a fact of an order registered that day changes, so it always equals
@@ -118,60 +145,17 @@ class OrderFactDaily(Base):
 
     __tablename__ = "order_fact_daily"
 
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
-    day: Mapped[date] = mapped_column(Date, index=True)
-    lead_unit_id: Mapped[uuid.UUID | None]
-    town_unit_id: Mapped[uuid.UUID | None]
     category: Mapped[str | None] = mapped_column(String(60))
     channel: Mapped[str] = mapped_column(String(20))
-    orders: Mapped[int] = mapped_column(Integer)
-    dispatched: Mapped[int] = mapped_column(Integer)
-    signed: Mapped[int] = mapped_column(Integer)
-    signed_on_time: Mapped[int] = mapped_column(Integer)
-    replied: Mapped[int] = mapped_column(Integer)
-    closed: Mapped[int] = mapped_column(Integer)
-    closed_on_time: Mapped[int] = mapped_column(Integer)
-    answered_directly: Mapped[int] = mapped_column(Integer)
-    called_back: Mapped[int] = mapped_column(Integer)
-    solved: Mapped[int] = mapped_column(Integer)
-    satisfied: Mapped[int] = mapped_column(Integer)
-    reworked: Mapped[int] = mapped_column(Integer)
-    emergency: Mapped[int] = mapped_column(Integer)
-    responded: Mapped[int] = mapped_column(Integer)
-    response_minutes: Mapped[float] = mapped_column(Float)
 
 
-class OrderFactDailyUnit(Base):
+class OrderFactDailyUnit(_DailySums, Base):
     """The same sums per registration day x lead unit x town only. A month of the city
     is a few thousand rows here instead of a few hundred thousand in ``order_fact_daily``,
     so reports by unit, by town, by period or without grouping read this one. Rebuilt with
     ``order_fact_daily`` from the same facts."""
 
     __tablename__ = "order_fact_daily_units"
-
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
-    day: Mapped[date] = mapped_column(Date, index=True)
-    lead_unit_id: Mapped[uuid.UUID | None]
-    town_unit_id: Mapped[uuid.UUID | None]
-    orders: Mapped[int] = mapped_column(Integer)
-    dispatched: Mapped[int] = mapped_column(Integer)
-    signed: Mapped[int] = mapped_column(Integer)
-    signed_on_time: Mapped[int] = mapped_column(Integer)
-    replied: Mapped[int] = mapped_column(Integer)
-    closed: Mapped[int] = mapped_column(Integer)
-    closed_on_time: Mapped[int] = mapped_column(Integer)
-    answered_directly: Mapped[int] = mapped_column(Integer)
-    called_back: Mapped[int] = mapped_column(Integer)
-    solved: Mapped[int] = mapped_column(Integer)
-    satisfied: Mapped[int] = mapped_column(Integer)
-    reworked: Mapped[int] = mapped_column(Integer)
-    emergency: Mapped[int] = mapped_column(Integer)
-    responded: Mapped[int] = mapped_column(Integer)
-    response_minutes: Mapped[float] = mapped_column(Float)
 
 
 # The facts' refresh looks for cases changed since its watermark every minute: without
