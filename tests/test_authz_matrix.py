@@ -124,6 +124,7 @@ class World:
     hard_problem: tuple[str, int] = ("", 0)  # id, version
     pick_week: str = ""
     pick_key: str = ""
+    receipt: str = ""  # a fast-lane intake receipt of the call-taker's
     clients: dict[tuple[str, bool], TestClient] = field(default_factory=dict)
 
     def client(self, principal: str, page: bool) -> TestClient:
@@ -228,6 +229,13 @@ def build_world(sandbox: Sandbox) -> World:
         json={"incident_number": "J44190020261", "caller_phone": "13900139000", "content": "噪音"},
     )
     assert pushed.status_code == 201, pushed.text
+    queued = calltaker.post(
+        "/api/v1/orders",
+        json={**body, "content": "路灯不亮（快速受理）。"},
+        headers={"Prefer": "respond-async", "Idempotency-Key": "matrix-receipt"},
+    )
+    assert queued.status_code == 202, queued.text
+    world.receipt = queued.json()["url"]
     for target, order_id in (("dc", registered.json()["id"]), ("sj", pushed.json()["order_id"])):
         done = dispatcher.post(
             f"/api/v1/orders/{order_id}/actions/dispatch",
@@ -496,6 +504,7 @@ SPECS: dict[str, Build] = {
     ),
     "POST /api/v1/orders": fixed("/api/v1/orders", json=ORDER_BODY),
     "GET /api/v1/orders": fixed("/api/v1/orders"),
+    "GET /api/v1/intake-receipts/{receipt_id}": lambda w, p, t: Call(w.receipt),
     "GET /api/v1/orders/{order_id}": lambda w, p, t: Call(f"/api/v1/orders/{order(w, t)['id']}"),
     "GET /api/v1/orders/{order_id}/timeline": lambda w, p, t: Call(
         f"/api/v1/orders/{order(w, t)['id']}/timeline"

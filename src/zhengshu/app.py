@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from typing import Any
 from urllib.parse import quote
 
@@ -44,6 +43,7 @@ from zhengshu.org import routes_api as org_api
 from zhengshu.org import routes_web as org_web
 from zhengshu.web import make_environment, render
 from zhengshu.web.limits import BodySizeLimit, RequestTooLarge
+from zhengshu.web.observe import Observe
 
 log = logging.getLogger(__name__)
 
@@ -199,22 +199,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodySizeLimit, limit_for=lambda path: body_limit(settings, path), refuse=_refuse_body
     )
 
-    @app.middleware("http")
-    async def _observe(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        status = 500
-        try:
-            response: Response = await call_next(request)
-            status = response.status_code
-            response.headers.setdefault("X-Content-Type-Options", "nosniff")
-            response.headers.setdefault("X-Frame-Options", "DENY")
-            response.headers.setdefault("Referrer-Policy", "same-origin")
-            return response
-        finally:
-            route = request.scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            metrics.requests.labels(request.method, template, str(status)).inc()
-            metrics.latency.labels(template).observe(time.perf_counter() - started)
+    app.add_middleware(Observe, requests=metrics.requests, latency=metrics.latency)
 
     @app.exception_handler(DomainError)
     async def _domain_error(request: Request, exc: DomainError) -> Response:
@@ -329,6 +314,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Files first: /api/v1/orders/export.xlsx must not be taken for an order id.
     app.include_router(hotline_files.router)
     app.include_router(hotline_api.router)
+    app.include_router(hotline_api.receipts)
     app.include_router(hotline_bridge.router)
     app.include_router(hotline_open311.router)
     app.include_router(hotline_web.router)

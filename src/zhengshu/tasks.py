@@ -14,7 +14,7 @@ from zhengshu.kernel.authz import system_principal
 from zhengshu.kernel.calendar_store import load_calendar
 from zhengshu.kernel.jobs import JobRegistry
 from zhengshu.kernel.settings import Settings, parse_work_periods
-from zhengshu.modules.hotline import events, notify
+from zhengshu.modules.hotline import events, intake, notify
 from zhengshu.modules.hotline import importer as hotline_importer
 from zhengshu.modules.hotline.dispatch import training as dispatch_training
 from zhengshu.modules.hotline.insight import alert_scan, alerts
@@ -43,6 +43,13 @@ def build_registry(settings: Settings) -> JobRegistry:
         events.JOB, events.delivery_job(HotlineConfig.from_settings(settings).workflow)
     )
     registry.register(notify.JOB, notify.send_job)
+    # Requests accepted on the fast lane (Prefer: respond-async), registered right behind.
+    hotline_config = HotlineConfig.from_settings(settings)
+    registry.every_with_own_transactions(
+        "hotline.intake.drain",
+        timedelta(seconds=1),
+        lambda factory: intake.drain(factory, hotline_config),
+    )
     registry.register(hotline_importer.JOB_NAME, hotline_importer.job_handler(settings))
     registry.register(dispatch_training.JOB, dispatch_training.job_handler)
     # Weekly: returns and re-dispatches of the week are learnt; promoted only if better.

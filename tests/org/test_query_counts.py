@@ -23,9 +23,9 @@ from zhengshu.org.schemas import PersonCreate, UnitCreate
 Api = Callable[[str], TestClient]
 Counter = Callable[[], QueryCounter]
 
-# Who is asking: the token joined with its person and scope unit, then the person's roles;
-# then the token's kind again (an Open311 key is no bearer credential, ``org.deps``).
-AUTH_STATEMENTS = 3
+# Who is asking: the token (with its kind: an Open311 key is no bearer credential) joined
+# with its person and scope unit, then the person's roles.
+AUTH_STATEMENTS = 2
 # count + page + the page's roles in one selectin query.
 PEOPLE_LIST_STATEMENTS = AUTH_STATEMENTS + 3
 # count + page.

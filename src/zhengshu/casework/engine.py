@@ -143,9 +143,11 @@ def open_case(
     urgency: str,
     category: str | None,
     data: Mapping[str, Any] | None = None,
+    received_at: datetime | None = None,
 ) -> Case:
-    """Open a case in the workflow's initial state, its first stage clock running."""
-    now = clock.now()
+    """Open a case in the workflow's initial state, its first stage clock running (from
+    ``received_at`` when the request was taken in earlier than it is registered)."""
+    now = clock.now() if received_at is None else min(received_at, clock.now())
     case = Case(
         id=uuid.uuid4(),
         case_type=workflow.case_type,

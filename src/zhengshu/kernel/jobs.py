@@ -123,6 +123,8 @@ class Periodic:
     # must not hold SQLite's write lock), then ``handler`` writes what it returned.
     read: Callable[[Session], Any] | None = None
     write: Callable[[Session, Any], None] | None = None
+    # A task that opens its own transactions (one per item of a queue, say).
+    own: Callable[[sessionmaker[Session]], Any] | None = None
 
 
 @dataclass
@@ -156,6 +158,16 @@ class JobRegistry:
         self.periodic.append(
             Periodic(name=name, every=interval, handler=handler, read=read, write=write)
         )
+
+    def every_with_own_transactions(
+        self, name: str, interval: timedelta, run: Callable[[sessionmaker[Session]], Any]
+    ) -> None:
+        """A periodic task given the session factory, to commit item by item."""
+
+        def handler(session: Session) -> None:
+            raise TypeError(f"periodic task {name!r} opens its own transactions")
+
+        self.periodic.append(Periodic(name=name, every=interval, handler=handler, own=run))
 
 
 def _claim(session: Session, worker_id: str, limit: int) -> list[uuid.UUID]:
@@ -240,7 +252,9 @@ def run_periodic(factory: sessionmaker[Session], registry: JobRegistry) -> int:
             continue
         task.next_run = now + task.every
         try:
-            if task.read is not None and task.write is not None:
+            if task.own is not None:
+                task.own(factory)
+            elif task.read is not None and task.write is not None:
                 with transaction(factory, write=False) as session:
                     found = task.read(session)
                 with transaction(factory) as session:

@@ -26,10 +26,16 @@ from zhengshu.kernel.authz import Principal, PrincipalKind
 from zhengshu.kernel.errors import DomainError, NotAuthenticated, TooManyRequests
 from zhengshu.kernel.settings import Settings
 from zhengshu.org import repository
-from zhengshu.org.models import ApiToken, LoginAttempt, Person, Unit, WebSession
+from zhengshu.org.models import ApiToken, LoginAttempt, Person, PersonRole, Unit, WebSession
 from zhengshu.org.passwords import needs_rehash, rehash, verify_password
 from zhengshu.org.roles import Role, permissions_for
-from zhengshu.org.service import TOKEN_PREFIX, hash_secret, make_token, principal_for
+from zhengshu.org.service import (
+    TOKEN_PREFIX,
+    hash_secret,
+    make_token,
+    person_principal,
+    principal_for,
+)
 
 
 @dataclass(frozen=True)
@@ -214,17 +220,48 @@ def issue_login_token(
     return plaintext, token
 
 
+@dataclass(frozen=True)
+class Bearer:
+    """A resolved bearer token: who acts, and the token's kind (login, partner, open311)."""
+
+    principal: Principal
+    kind: str
+
+
 def resolve_bearer(session: Session, raw: str | None, *, ip: str | None) -> Principal | None:
     """The principal behind ``Authorization: Bearer zs_<prefix>_<secret>``, or None."""
+    bearer = resolve_bearer_token(session, raw, ip=ip)
+    return bearer.principal if bearer is not None else None
+
+
+def resolve_bearer_token(session: Session, raw: str | None, *, ip: str | None) -> Bearer | None:
+    """``resolve_bearer`` with the token's kind. This runs on every API request, so it
+    reads columns, not ORM objects: one query for the token, its person and the unit
+    whose subtree it acts in, and one for the person's roles."""
     if not raw or len(raw) > 200:
         return None
     parts = raw.split("_", 2)
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
         return None
-    # One query for the token, its person and the unit whose subtree it acts in (the
-    # person's roles follow in a second): this runs on every API request.
     found = session.execute(
-        select(ApiToken, Person, Unit)
+        select(
+            ApiToken.id,
+            ApiToken.name,
+            ApiToken.kind,
+            ApiToken.secret_hash,
+            ApiToken.revoked_at,
+            ApiToken.expires_at,
+            ApiToken.person_id,
+            ApiToken.roles,
+            Person.active.label("person_active"),
+            Person.display_name,
+            Person.username,
+            Person.unit_id.label("person_unit_id"),
+            Unit.id.label("scope_id"),
+            Unit.path.label("scope_path"),
+            Unit.active.label("scope_active"),
+        )
+        .select_from(ApiToken)
         .outerjoin(Person, Person.id == ApiToken.person_id)
         .outerjoin(
             Unit, Unit.id == func.coalesce(Person.scope_unit_id, Person.unit_id, ApiToken.unit_id)
@@ -233,31 +270,43 @@ def resolve_bearer(session: Session, raw: str | None, *, ip: str | None) -> Prin
     ).one_or_none()
     if found is None:
         return None
-    token, person, unit = found
-    if not hmac.compare_digest(token.secret_hash, hash_secret(parts[2])):
+    if not hmac.compare_digest(found.secret_hash, hash_secret(parts[2])):
         return None
     now = clock.now()
-    if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
+    if found.revoked_at is not None or (found.expires_at is not None and found.expires_at <= now):
         return None
-    if token.person_id is not None:
-        if person is None or not person.active:
+    if found.person_id is not None:
+        if not found.person_active or found.scope_id is None:
             return None
-        assert unit is not None
-        return principal_for(person, unit, ip=ip, token_id=token.id)
-    if unit is None or not unit.active:
+        roles = session.execute(
+            select(PersonRole.role).where(PersonRole.person_id == found.person_id)
+        ).scalars()
+        principal = person_principal(
+            person_id=found.person_id,
+            display_name=found.display_name,
+            username=found.username,
+            unit_id=found.person_unit_id,
+            roles=list(roles),
+            scope_path=found.scope_path,
+            ip=ip,
+            token_id=found.id,
+        )
+        return Bearer(principal, found.kind)
+    if found.scope_id is None or not found.scope_active:
         return None
-    roles = frozenset(Role(r) for r in token.roles)
-    return Principal(
+    token_roles = frozenset(Role(r) for r in found.roles)
+    principal = Principal(
         kind=PrincipalKind.TOKEN,
-        name=f"令牌:{token.name}",
+        name=f"令牌:{found.name}",
         id=None,
-        roles=frozenset(r.value for r in roles),
-        permissions=permissions_for(roles),
-        unit_id=unit.id,
-        scope_path=unit.path,
+        roles=frozenset(r.value for r in token_roles),
+        permissions=permissions_for(token_roles),
+        unit_id=found.scope_id,
+        scope_path=found.scope_path,
         ip=ip,
-        token_id=token.id,
+        token_id=found.id,
     )
+    return Bearer(principal, found.kind)
 
 
 def purge_expired(session: Session) -> None:
@@ -281,6 +330,7 @@ __all__ = [
     "issue_login_token",
     "purge_expired",
     "resolve_bearer",
+    "resolve_bearer_token",
     "resolve_web_session",
     "start_web_session",
 ]

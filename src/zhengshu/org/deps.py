@@ -25,8 +25,12 @@ from zhengshu.kernel.authz import Principal
 from zhengshu.kernel.db import open_session
 from zhengshu.kernel.errors import NotAuthenticated, PermissionDenied
 from zhengshu.kernel.settings import Settings
-from zhengshu.org.auth import LoginOutcome, WebIdentity, resolve_bearer, resolve_web_session
-from zhengshu.org.models import ApiToken
+from zhengshu.org.auth import (
+    LoginOutcome,
+    WebIdentity,
+    resolve_bearer_token,
+    resolve_web_session,
+)
 
 SESSION_COOKIE = "zhengshu_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -76,11 +80,11 @@ async def optional_identity(request: Request, db: DB) -> Principal | None:
     ip = client_ip(request)
     auth = request.headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
-        principal = resolve_bearer(db, auth[7:].strip(), ip=ip)
-        if principal is None:
+        bearer = resolve_bearer_token(db, auth[7:].strip(), ip=ip)
+        if bearer is None:
             raise NotAuthenticated("令牌无效或已过期", "invalid or expired token", code="bad_token")
-        token = db.get(ApiToken, principal.token_id) if principal.token_id else None
-        if token is not None and token.kind in NOT_BEARER_KINDS:
+        principal = bearer.principal
+        if bearer.kind in NOT_BEARER_KINDS:
             raise PermissionDenied(
                 "Open311 密钥只能作为 Open311 接口（/open311/v2/）的 api_key 使用",
                 "an Open311 key is only an api_key of /open311/v2/, not a bearer token",

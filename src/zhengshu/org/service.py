@@ -41,15 +41,40 @@ def principal_for(
     person: Person, scope_unit: Unit, *, ip: str | None = None, token_id: uuid.UUID | None = None
 ) -> Principal:
     """The acting identity of a person: roles, their permissions and jurisdiction."""
-    roles = frozenset(Role(r) for r in person.roles)
+    return person_principal(
+        person_id=person.id,
+        display_name=person.display_name,
+        username=person.username,
+        unit_id=person.unit_id,
+        roles=person.roles,
+        scope_path=scope_unit.path,
+        ip=ip,
+        token_id=token_id,
+    )
+
+
+def person_principal(
+    *,
+    person_id: uuid.UUID,
+    display_name: str,
+    username: str,
+    unit_id: uuid.UUID,
+    roles: Iterable[str],
+    scope_path: str,
+    ip: str | None,
+    token_id: uuid.UUID | None,
+) -> Principal:
+    """``principal_for`` from the columns it needs (bearer tokens are resolved without
+    loading the person)."""
+    held = frozenset(Role(r) for r in roles)
     return Principal(
         kind=PrincipalKind.PERSON if token_id is None else PrincipalKind.TOKEN,
-        name=f"{person.display_name}({person.username})",
-        id=person.id,
-        roles=frozenset(r.value for r in roles),
-        permissions=permissions_for(roles),
-        unit_id=person.unit_id,
-        scope_path=scope_unit.path,
+        name=f"{display_name}({username})",
+        id=person_id,
+        roles=frozenset(r.value for r in held),
+        permissions=permissions_for(held),
+        unit_id=unit_id,
+        scope_path=scope_path,
         ip=ip,
         token_id=token_id,
     )

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from zhengshu.kernel.db import Base
@@ -102,3 +102,33 @@ class Webhook(Base):
     events: Mapped[list[Any]]
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
+
+
+class IntakeReceipt(Base):
+    """A request accepted on the fast lane (``Prefer: respond-async``) and not necessarily
+    registered yet: durable from the moment the client is told 202, registered as an
+    order by the worker (``intake.drain``) exactly once. ``actor`` is the principal that
+    was authorized at acceptance; ``received_at`` becomes the order's received time."""
+
+    __tablename__ = "intake_receipts"
+    __table_args__ = (
+        UniqueConstraint("caller", "key"),
+        Index("ix_intake_receipts_status_run_at", "status", "run_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    caller: Mapped[str] = mapped_column(String(80))
+    key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[dict[str, Any]]
+    body: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime]
+    run_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    case_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("cases.id", ondelete="SET NULL"), index=True
+    )
+    number: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[dict[str, Any] | None]
+    finished_at: Mapped[datetime | None]

@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 
-from zhengshu.kernel import idempotency
 from zhengshu.kernel.authz import Principal
-from zhengshu.modules.hotline import events, repository, service, views
+from zhengshu.modules.hotline import events, intake, repository, service, views
 from zhengshu.modules.hotline.schemas import (
     ActionRequest,
+    IntakeReceiptRead,
     OrderCreate,
     OrderFilters,
     OrderListItem,
@@ -26,6 +26,7 @@ from zhengshu.org.deps import DB, Actor, AppSettings
 from zhengshu.org.schemas import Page
 
 router = APIRouter(prefix="/api/v1/orders", tags=["12345 工单 orders"])
+receipts = APIRouter(prefix=intake.RECEIPTS_PATH, tags=["12345 工单 orders"])
 
 
 def config(settings: AppSettings) -> HotlineConfig:
@@ -40,37 +41,39 @@ def _read(db: DB, actor: Principal, cfg: HotlineConfig, order_id: uuid.UUID) -> 
     return views.order_read(db, actor, case, order, cfg.workflow())
 
 
-@router.post("", response_model=OrderRead, status_code=201)
+@router.post(
+    "",
+    response_model=OrderRead,
+    status_code=201,
+    responses={
+        202: {"model": IntakeReceiptRead, "description": "受理回执 (Prefer: respond-async)"}
+    },
+)
 def register(
     body: OrderCreate,
     db: DB,
     actor: Actor,
     cfg: Config,
     idempotency_key: Annotated[str | None, Header()] = None,
+    prefer: Annotated[str | None, Header()] = None,
 ) -> OrderRead | JSONResponse:
     """受理: register a request (call-takers; partner systems push theirs here too).
-    With ``Idempotency-Key`` a repeat gets the first answer back, never a second order."""
-    guard = idempotency.guard(
-        db,
-        actor,
-        idempotency_key,
-        method="POST",
-        path=router.prefix,
-        payload=body.model_dump(mode="json"),
-    )
-    if guard.replay is not None:
-        replay = guard.replay
+    With ``Idempotency-Key`` a repeat gets the first answer back, never a second order.
+
+    With ``Prefer: respond-async`` (and an ``Idempotency-Key``) the request is accepted
+    on the fast lane: 202 with a receipt at once, the order registered by the worker
+    right behind; ``Location`` is the receipt to poll for its number."""
+    if intake.wants_async(prefer):
+        receipt = intake.receipt_read(intake.accept(db, actor, body, raw_key=idempotency_key))
+        return JSONResponse(
+            receipt.model_dump(mode="json"),
+            status_code=202,
+            headers={"Location": receipt.url, "Preference-Applied": "respond-async"},
+        )
+    result, replay = intake.register_keyed(db, actor, cfg, body, key=idempotency_key)
+    if replay is not None:
         return JSONResponse(replay.body, status_code=replay.status_code, headers=replay.headers)
-    case, order = service.register_order(
-        db,
-        actor,
-        config=cfg,
-        data=body,
-        source_token_id=actor.token_id if actor.id is None else None,
-    )
-    events.after_register(db, case, order)
-    result = views.order_read(db, actor, case, order, cfg.workflow())
-    guard.save(201, result.model_dump(mode="json"))
+    assert result is not None
     return result
 
 
@@ -127,3 +130,10 @@ def reveal(order_id: uuid.UUID, db: DB, actor: Actor) -> Revealed:
     return Revealed(
         requester_phone=order.requester_phone, requester_id_number=order.requester_id_number
     )
+
+
+@receipts.get("/{receipt_id}", response_model=IntakeReceiptRead)
+def get_receipt(receipt_id: uuid.UUID, db: DB, actor: Actor) -> IntakeReceiptRead:
+    """A fast-lane receipt: queued, registered (with the order's id and number) or failed
+    (with the reason). Only whoever sent the request sees it."""
+    return intake.receipt_read(intake.get_receipt(db, actor, receipt_id))

@@ -268,3 +268,19 @@ class ModelRead(BaseModel):
 class RetrainQueued(BaseModel):
     job_id: uuid.UUID
     status: str
+
+
+class IntakeReceiptRead(BaseModel):
+    """A request accepted on the fast lane (``Prefer: respond-async``): 202 at once, the
+    order registered by the worker; poll ``url`` until ``status`` is no longer queued."""
+
+    id: uuid.UUID
+    status: str
+    status_label: str
+    received_at: datetime
+    url: str
+    order_id: uuid.UUID | None = None
+    number: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    error_message_en: str | None = None

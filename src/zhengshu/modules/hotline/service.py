@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,20 @@ class HotlineConfig:
         return load_calendar(session, self.work_periods)
 
 
+def check_intake(session: Session, actor: Principal, data: OrderCreate) -> None:
+    """What registering ``data`` needs before anything is written: the right to take
+    requests in (``hotline:order:register`` or ``hotline:order:push``) and a location, if
+    given, that is a town or village unit."""
+    if not (actor.can("hotline:order:register") or actor.can("hotline:order:push")):
+        actor.require("hotline:order:register")
+    if data.location_unit_id is not None:
+        location = session.get(Unit, data.location_unit_id)
+        if location is None or UnitKind(location.kind) not in TOWN_LEVEL | VILLAGE_LEVEL:
+            raise InvalidInput(
+                "所属镇街/村居无效", "location must be a town or village unit", code="bad_location"
+            )
+
+
 def register_order(
     session: Session,
     actor: Principal,
@@ -79,6 +94,7 @@ def register_order(
     source_token_id: uuid.UUID | None = None,
     smart: bool = True,
     point: tuple[float, float] | None = None,
+    received_at: datetime | None = None,
 ) -> tuple[Case, Order]:
     """受理: take a request in from any channel. ``hotline:order:register`` (call-takers)
     or ``hotline:order:push`` (partner systems such as the 110 platform). Opens the case
@@ -91,15 +107,9 @@ def register_order(
     the model version, confidences and reasons on the timeline. With ``smart`` too, the
     title and content are scanned for extreme events (跳楼, 持刀, 爆炸, 聚集 ...): a hit
     raises an immediate early warning linked to the order and notes it on the timeline
-    (``insight.alert_scan.on_intake``)."""
-    if not (actor.can("hotline:order:register") or actor.can("hotline:order:push")):
-        actor.require("hotline:order:register")
-    if data.location_unit_id is not None:
-        location = session.get(Unit, data.location_unit_id)
-        if location is None or UnitKind(location.kind) not in TOWN_LEVEL | VILLAGE_LEVEL:
-            raise InvalidInput(
-                "所属镇街/村居无效", "location must be a town or village unit", code="bad_location"
-            )
+    (``insight.alert_scan.on_intake``). ``received_at``: when a request accepted on the
+    fast lane (``intake``) was taken in; its clocks run from then."""
+    check_intake(session, actor, data)
     title = data.title or _title_of(data.content)
     proposal: Proposal | None = None
     if smart:
@@ -133,6 +143,7 @@ def register_order(
         urgency=data.urgency.value,
         category=category,
         data={"channel": data.channel.value, "external_ref": data.external_ref},
+        received_at=received_at,
     )
     order = Order(
         id=case.id,

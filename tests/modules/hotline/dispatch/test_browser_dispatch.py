@@ -32,7 +32,9 @@ def test_an_admin_edits_the_catalogue_and_a_dispatcher_reads_it(
     expect(page.locator("table.rules td").first).to_have_text(empty)
     page.get_by_text("新增或修改目录条目").click()
     page.get_by_label("诉求分类").select_option(label="城市管理")
-    page.get_by_label("辖区（同一分类、同一辖区的现行条目将被替换）").select_option(label="东城街道")
+    page.get_by_label("辖区（同一分类、同一辖区的现行条目将被替换）").select_option(
+        label="东城街道"
+    )
     page.get_by_label("主办单位").select_option(label="由诉求所在镇街主办")
     page.get_by_label("自动派单置信度阈值（%，留空用全市默认）").fill("95")
     page.get_by_label("说明").fill("城市管理类属地事项由街道主办")
