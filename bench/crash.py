@@ -13,7 +13,14 @@ acknowledged number (none lost, none doubled), every order is whole (its case ro
 ``register`` timeline entry, its audit row, an answered idempotency row), and
 ``zhengshu audit verify`` exits 0.
 
+With ``--lane fast`` the clients ask for the fast lane (``Prefer: respond-async``: 202 and
+a receipt), a ``zhengshu worker`` registers the receipts, and every kill takes the worker
+down with the server (mid-registration or not). After the last kill the worker is left to
+empty the queue; then every acknowledged receipt must be registered as exactly one whole
+order, checked as above.
+
     python bench/crash.py --db both
+    python bench/crash.py --db both --lane fast
     python bench/crash.py --db postgres --kills 8 --clients 12
 """
 
@@ -31,6 +38,7 @@ import json  # noqa: E402
 import multiprocessing as mp  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
+import signal  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
@@ -44,6 +52,8 @@ from harness import (  # noqa: E402
     login,
     order_body,
     scratch_site,
+    start_worker,
+    stop_worker,
     uptime,
     which_databases,
 )
@@ -59,12 +69,13 @@ class KeyLog:
     attempts: int = 0
     number: str | None = None
     order_id: str | None = None
+    receipt: str | None = None  # the fast lane's acknowledgement
     replayed: bool = False
     refusals: list[str] = field(default_factory=list)
 
 
 def _client(
-    base: str, token: str, run: str, n: int, stop: Any, out_path: str, final_s: float
+    base: str, token: str, run: str, n: int, stop: Any, out_path: str, final_s: float, fast: bool
 ) -> None:
     """Send new keys until ``stop``, then retry the unanswered ones; write a JSON log."""
     keys: dict[str, KeyLog] = {}
@@ -75,12 +86,14 @@ def _client(
         log = keys[key]
         log.attempts += 1
         try:
-            response = client.post(
-                "/api/v1/orders", json=order_body(run, key), headers={"Idempotency-Key": key}
-            )
+            headers = {"Idempotency-Key": key, **({"Prefer": "respond-async"} if fast else {})}
+            response = client.post("/api/v1/orders", json=order_body(run, key), headers=headers)
         except httpx.HTTPError as exc:  # refused, reset, timed out: the server is down
             log.refusals.append(type(exc).__name__)
             return False
+        if fast and response.status_code == 202:
+            log.receipt = response.json()["id"]
+            return True
         if response.status_code == 201:
             body = response.json()
             log.number, log.order_id = body["number"], body["id"]
@@ -137,6 +150,8 @@ class Outcome:
     down_s: float = 0.0
     run_s: float = 0.0
     problems: list[str] = field(default_factory=list)
+    receipts: int = 0
+    drain_s: float = 0.0
 
 
 def check(site: Site, run: str, logs: dict[str, dict[str, Any]], outcome: Outcome) -> None:
@@ -204,13 +219,58 @@ def check(site: Site, run: str, logs: dict[str, dict[str, Any]], outcome: Outcom
             outcome.problems.append(f"order {key} in the database was never sent")
 
 
+def wait_for_registration(site: Site, timeout: float) -> float:
+    """Seconds until the worker has no queued receipt left (or ``timeout``)."""
+    started = time.monotonic()
+    engine = site.engine()
+    try:
+        while time.monotonic() - started < timeout:
+            with engine.connect() as conn:
+                queued = conn.execute(
+                    text("SELECT count(*) FROM intake_receipts WHERE status = 'queued'")
+                ).scalar_one()
+            if not queued:
+                break
+            time.sleep(0.5)
+    finally:
+        engine.dispose()
+    return time.monotonic() - started
+
+
+def registered_numbers(site: Site, logs: dict[str, dict[str, Any]], outcome: Outcome) -> None:
+    """Fast lane: each acknowledged receipt must be registered, the order it names being
+    the one ``check`` then looks for under the key (as if the client had been told it)."""
+    engine = site.engine()
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT id, key, status, number, error FROM intake_receipts")
+        ).all()
+    engine.dispose()
+    by_key = {row.key: row for row in rows}
+    outcome.receipts = len(rows)
+    for key, log in logs.items():
+        row = by_key.get(key)
+        if log["receipt"] is None:
+            continue
+        if row is None or str(uuid.UUID(str(row.id))) != log["receipt"]:
+            outcome.lost += 1
+            outcome.problems.append(f"lost: key {key} was told receipt {log['receipt']}")
+            continue
+        if row.status != "registered":
+            outcome.problems.append(f"receipt of {key} is {row.status}: {row.error}")
+            continue
+        log["number"] = row.number
+
+
 def crash_one(dialect: str, args: argparse.Namespace) -> Outcome:
     outcome = Outcome(dialect=dialect)
+    fast = args.lane == "fast"
     workers = args.workers if dialect == "postgresql" else 1
     run = f"crash{uuid.uuid4().hex[:6]}"
     with scratch_site(dialect, args.pg) as site:
         server = Server(site, workers=workers)
         server.start()
+        worker = start_worker(site) if fast else None
         token = login(server.base, site.password)
         ctx = mp.get_context("fork")
         stop = ctx.Event()
@@ -218,7 +278,7 @@ def crash_one(dialect: str, args: argparse.Namespace) -> Outcome:
         clients = [
             ctx.Process(
                 target=_client,
-                args=(server.base, token, run, n, stop, paths[n], args.final_seconds),
+                args=(server.base, token, run, n, stop, paths[n], args.final_seconds, fast),
             )
             for n in range(args.clients)
         ]
@@ -230,10 +290,15 @@ def crash_one(dialect: str, args: argparse.Namespace) -> Outcome:
             for _ in range(args.kills):
                 time.sleep(rng.uniform(args.interval * 0.5, args.interval * 1.5))
                 server.kill9()
+                if worker is not None:  # the worker dies too, mid-registration or not
+                    os.killpg(worker.pid, signal.SIGKILL)
+                    worker.wait()
                 down = time.monotonic()
                 outcome.kills += 1
                 time.sleep(rng.uniform(0.1, 0.5))
                 server.start()
+                if worker is not None:
+                    worker = start_worker(site)
                 outcome.down_s += time.monotonic() - down
             time.sleep(args.interval)
         finally:
@@ -242,11 +307,18 @@ def crash_one(dialect: str, args: argparse.Namespace) -> Outcome:
                 c.join(args.final_seconds + 60)
         outcome.run_s = time.monotonic() - started
         server.stop()
+        if worker is not None:
+            outcome.drain_s = wait_for_registration(site, args.final_seconds + 600)
+            stop_worker(worker)
         logs: dict[str, dict[str, Any]] = {}
         for path in paths:
             logs.update(json.loads(Path(path).read_text("utf-8")))
         outcome.sent = len(logs)
-        outcome.acknowledged = sum(1 for v in logs.values() if v["number"] is not None)
+        if fast:
+            outcome.acknowledged = sum(1 for v in logs.values() if v["receipt"] is not None)
+            registered_numbers(site, logs, outcome)
+        else:
+            outcome.acknowledged = sum(1 for v in logs.values() if v["number"] is not None)
         outcome.retried = sum(1 for v in logs.values() if v["attempts"] > 1)
         outcome.retry_attempts = sum(max(0, v["attempts"] - 1) for v in logs.values())
         outcome.replayed = sum(1 for v in logs.values() if v["replayed"])
@@ -272,6 +344,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=2.0, help="mean seconds between kills")
     parser.add_argument("--final-seconds", type=float, default=90.0, help="retry time at the end")
     parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--lane", default="normal", help="normal (201) or fast (202 + worker)")
     args = parser.parse_args()
     if args.kills < 1:
         raise SystemExit("--kills must be at least 1")
@@ -299,6 +372,11 @@ def main() -> None:
             f"answered from the stored first answer: {o.replayed}), "
             f"never acknowledged {o.unanswered}"
         )
+        if args.lane == "fast":
+            print(
+                f"  fast lane: {o.receipts} receipts; the worker (killed with the server) "
+                f"emptied the queue {o.drain_s:.0f} s after the last restart's clients stopped"
+            )
         print(
             f"  orders in the database {o.orders}: lost {o.lost}, doubled {o.doubled}, "
             f"half-written {o.half_written}, stray {o.stray}"

@@ -362,3 +362,33 @@ class RawClient:
                 if attempt:
                     raise
         raise AssertionError("unreachable")
+
+
+def start_worker(site: Site) -> subprocess.Popen[bytes]:
+    """``zhengshu worker`` at a lower CPU priority (``nice 10``): under a burst the server's
+    acceptance comes first and registration catches up behind it, as in production."""
+    log = (site.data_dir / "worker.log").open("ab")
+    proc = subprocess.Popen(
+        ["nice", "-n", "10", *zhengshu_command(), "worker"],
+        env=site.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    # With autogroup scheduling (the default on desktop and many server kernels) a new
+    # session is a group of its own and ``nice`` only ranks tasks inside it: lower the
+    # group's weight too, as a systemd unit's CPUWeight would.
+    with suppress(OSError):
+        Path(f"/proc/{proc.pid}/autogroup").write_text("10")
+    return proc
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -30,11 +30,8 @@ sys.path[:] = [p for p in sys.path if str(Path(p or ".").resolve()) != _HERE] + 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import collections  # noqa: E402
-import contextlib  # noqa: E402
 import multiprocessing as mp  # noqa: E402
 import os  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
@@ -50,9 +47,10 @@ from harness import (  # noqa: E402
     order_body,
     percentile,
     scratch_site,
+    start_worker,
+    stop_worker,
     uptime,
     which_databases,
-    zhengshu_command,
 )
 from sqlalchemy import Column, DateTime, MetaData, String, Table, Uuid, event, insert  # noqa: E402
 from sqlalchemy import text as sql_text  # noqa: E402
@@ -349,36 +347,6 @@ def count_statements(site: Site, n: int) -> None:
 
 
 # --- main ---------------------------------------------------------------------------------
-
-
-def start_worker(site: Site) -> subprocess.Popen[bytes]:
-    """``zhengshu worker`` at a lower CPU priority (``nice 10``): under a burst the server's
-    acceptance comes first and registration catches up behind it, as in production."""
-    log = (site.data_dir / "worker.log").open("ab")
-    proc = subprocess.Popen(
-        ["nice", "-n", "10", *zhengshu_command(), "worker"],
-        env=site.env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log.close()
-    # With autogroup scheduling (the default on desktop and many server kernels) a new
-    # session is a group of its own and ``nice`` only ranks tasks inside it: lower the
-    # group's weight too, as a systemd unit's CPUWeight would.
-    with contextlib.suppress(OSError):
-        Path(f"/proc/{proc.pid}/autogroup").write_text("10")
-    return proc
-
-
-def stop_worker(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def receipt_counts(site: Site) -> dict[str, int]:
