@@ -117,6 +117,14 @@ def in_flight() -> Conflict:
     )
 
 
+def mismatch() -> Conflict:
+    return Conflict(
+        "该 Idempotency-Key 已用于另一个不同的请求",
+        "this Idempotency-Key was used for a different request",
+        code="idempotency_mismatch",
+    )
+
+
 def claim(
     session: Session,
     *,
@@ -284,11 +292,7 @@ def begin(
     if row is None:
         return None
     if row.request_hash != request_hash:
-        raise Conflict(
-            "该 Idempotency-Key 已用于另一个不同的请求",
-            "this Idempotency-Key was used for a different request",
-            code="idempotency_mismatch",
-        )
+        raise mismatch()
     if row.status_code == PENDING:
         raise in_flight()
     return Replay(row.status_code, dict(row.response))

@@ -45,7 +45,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -204,11 +204,7 @@ def accept(
         select(IntakeReceipt).where(IntakeReceipt.caller == caller, IntakeReceipt.key == key)
     ).scalar_one()
     if receipt.request_hash != digest:
-        raise Conflict(
-            "该 Idempotency-Key 已用于另一个不同的请求",
-            "this Idempotency-Key was used for a different request",
-            code="idempotency_mismatch",
-        )
+        raise idempotency.mismatch()
     return receipt
 
 
@@ -234,16 +230,6 @@ def get_receipt(session: Session, actor: Principal, receipt_id: uuid.UUID) -> In
     if receipt is None or receipt.caller != idempotency.caller_of(actor):
         raise not_found("受理回执", "intake receipt")
     return receipt
-
-
-def backlog(session: Session) -> dict[str, int]:
-    """Receipts by status (the queue's depth is ``queued``)."""
-    rows = session.execute(
-        select(IntakeReceipt.status, func.count()).group_by(IntakeReceipt.status)
-    ).all()
-    counts = {QUEUED: 0, REGISTERED: 0, FAILED: 0}
-    counts.update(dict(rows))
-    return counts
 
 
 # --- registration by the worker -----------------------------------------------------------
