@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from zhengshu.kernel.errors import PermissionDenied
 
@@ -61,6 +62,37 @@ class Principal:
         if self.scope_path is None or path is None:
             return False
         return path.startswith(self.scope_path)
+
+    def to_record(self) -> dict[str, Any]:
+        """The principal as JSON, to act in its name later (``from_record``)."""
+        return {
+            "kind": self.kind.value,
+            "name": self.name,
+            "id": str(self.id) if self.id else None,
+            "roles": sorted(self.roles),
+            "permissions": sorted(self.permissions),
+            "unit_id": str(self.unit_id) if self.unit_id else None,
+            "scope_path": self.scope_path,
+            "ip": self.ip,
+            "token_id": str(self.token_id) if self.token_id else None,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Principal:
+        def as_id(value: str | None) -> uuid.UUID | None:
+            return uuid.UUID(value) if value else None
+
+        return cls(
+            kind=PrincipalKind(record["kind"]),
+            name=record["name"],
+            id=as_id(record.get("id")),
+            roles=frozenset(record.get("roles", [])),
+            permissions=frozenset(record.get("permissions", [])),
+            unit_id=as_id(record.get("unit_id")),
+            scope_path=record.get("scope_path"),
+            ip=record.get("ip"),
+            token_id=as_id(record.get("token_id")),
+        )
 
     def with_ip(self, ip: str | None) -> Principal:
         return Principal(

@@ -117,7 +117,7 @@ Handler = Callable[[Session, dict[str, Any]], None]
 class Periodic:
     name: str
     every: timedelta
-    handler: Callable[[Session], None]
+    handler: Callable[[Session], None] | None
     next_run: datetime | None = None
     # A task in two steps: ``read`` in a read-only transaction (long computations that
     # must not hold SQLite's write lock), then ``handler`` writes what it returned.
@@ -163,11 +163,7 @@ class JobRegistry:
         self, name: str, interval: timedelta, run: Callable[[sessionmaker[Session]], Any]
     ) -> None:
         """A periodic task given the session factory, to commit item by item."""
-
-        def handler(session: Session) -> None:
-            raise TypeError(f"periodic task {name!r} opens its own transactions")
-
-        self.periodic.append(Periodic(name=name, every=interval, handler=handler, own=run))
+        self.periodic.append(Periodic(name=name, every=interval, handler=None, own=run))
 
 
 def _claim(session: Session, worker_id: str, limit: int) -> list[uuid.UUID]:
@@ -259,7 +255,7 @@ def run_periodic(factory: sessionmaker[Session], registry: JobRegistry) -> int:
                     found = task.read(session)
                 with transaction(factory) as session:
                     task.write(session, found)
-            else:
+            elif task.handler is not None:
                 with transaction(factory) as session:
                     task.handler(session)
             ran += 1

@@ -42,7 +42,6 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -51,7 +50,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from zhengshu.kernel import clock, idempotency
-from zhengshu.kernel.authz import Principal, PrincipalKind
+from zhengshu.kernel.authz import Principal
 from zhengshu.kernel.db import transaction
 from zhengshu.kernel.errors import Conflict, DomainError, InvalidInput, not_found
 from zhengshu.modules.hotline import events, service, views
@@ -127,38 +126,6 @@ def register_keyed(
 # --- acceptance ---------------------------------------------------------------------------
 
 
-def snapshot(actor: Principal) -> dict[str, Any]:
-    """The principal as authorized now, to act in its name later."""
-    return {
-        "kind": actor.kind.value,
-        "name": actor.name,
-        "id": str(actor.id) if actor.id else None,
-        "roles": sorted(actor.roles),
-        "permissions": sorted(actor.permissions),
-        "unit_id": str(actor.unit_id) if actor.unit_id else None,
-        "scope_path": actor.scope_path,
-        "ip": actor.ip,
-        "token_id": str(actor.token_id) if actor.token_id else None,
-    }
-
-
-def principal_of(saved: dict[str, Any]) -> Principal:
-    def as_id(value: str | None) -> uuid.UUID | None:
-        return uuid.UUID(value) if value else None
-
-    return Principal(
-        kind=PrincipalKind(saved["kind"]),
-        name=saved["name"],
-        id=as_id(saved.get("id")),
-        roles=frozenset(saved.get("roles", [])),
-        permissions=frozenset(saved.get("permissions", [])),
-        unit_id=as_id(saved.get("unit_id")),
-        scope_path=saved.get("scope_path"),
-        ip=saved.get("ip"),
-        token_id=as_id(saved.get("token_id")),
-    )
-
-
 def accept(
     session: Session, actor: Principal, data: OrderCreate, *, raw_key: str | None
 ) -> IntakeReceipt:
@@ -182,7 +149,7 @@ def accept(
         "caller": caller,
         "key": key,
         "request_hash": digest,
-        "actor": snapshot(actor),
+        "actor": actor.to_record(),
         "body": body,
         "status": QUEUED,
         "received_at": now,
@@ -249,7 +216,7 @@ def _take(session: Session) -> IntakeReceipt | None:
 
 def register_receipt(session: Session, config: HotlineConfig, receipt: IntakeReceipt) -> None:
     """Register one queued receipt in the caller's transaction (which must hold it)."""
-    actor = principal_of(receipt.actor)
+    actor = Principal.from_record(receipt.actor)
     try:
         data = OrderCreate.model_validate(receipt.body)
     except ValidationError as exc:
@@ -263,10 +230,11 @@ def register_receipt(session: Session, config: HotlineConfig, receipt: IntakeRec
     result, replay = register_keyed(
         session, actor, config, data, key=receipt.key, received_at=receipt.received_at
     )
-    body = replay.body if replay is not None else (result.model_dump(mode="json") if result else {})
+    if replay is not None:  # the key's order, registered on either lane before
+        receipt.case_id, receipt.number = uuid.UUID(str(replay.body["id"])), replay.body["number"]
+    elif result is not None:
+        receipt.case_id, receipt.number = result.id, result.number
     receipt.status = REGISTERED
-    receipt.case_id = uuid.UUID(str(body["id"]))
-    receipt.number = str(body["number"])
     receipt.attempts += 1
     receipt.finished_at = clock.now()
     receipt.error = None
@@ -284,8 +252,11 @@ def _settle(
         receipt.attempts += 1
         now = clock.now()
         if refused is not None:
-            error = {"code": refused.code, "message": refused.message_zh}
-            error["message_en"] = refused.message_en
+            error = {
+                "code": refused.code,
+                "message": refused.message_zh,
+                "message_en": refused.message_en,
+            }
         elif receipt.attempts >= MAX_ATTEMPTS:
             error = {
                 "code": "registration_failed",
