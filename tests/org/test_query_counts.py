@@ -24,8 +24,8 @@ Api = Callable[[str], TestClient]
 Counter = Callable[[], QueryCounter]
 
 # Who is asking: the token (with its kind: an Open311 key is no bearer credential) joined
-# with its person and scope unit, then the person's roles.
-AUTH_STATEMENTS = 2
+# with its person, the person's roles and the scope unit, in one statement.
+AUTH_STATEMENTS = 1
 # count + page + the page's roles in one selectin query.
 PEOPLE_LIST_STATEMENTS = AUTH_STATEMENTS + 3
 # count + page.

@@ -235,9 +235,9 @@ def resolve_bearer(session: Session, raw: str | None, *, ip: str | None) -> Prin
 
 
 def resolve_bearer_token(session: Session, raw: str | None, *, ip: str | None) -> Bearer | None:
-    """``resolve_bearer`` with the token's kind. This runs on every API request, so it
-    reads columns, not ORM objects: one query for the token, its person and the unit
-    whose subtree it acts in, and one for the person's roles."""
+    """``resolve_bearer`` with the token's kind. This runs on every API request, so it is
+    one query for columns, not ORM objects: the token, its person, the person's roles
+    (role names hold no comma) and the unit whose subtree it acts in."""
     if not raw or len(raw) > 200:
         return None
     parts = raw.split("_", 2)
@@ -260,6 +260,10 @@ def resolve_bearer_token(session: Session, raw: str | None, *, ip: str | None) -
             Unit.id.label("scope_id"),
             Unit.path.label("scope_path"),
             Unit.active.label("scope_active"),
+            select(func.aggregate_strings(PersonRole.role, ","))
+            .where(PersonRole.person_id == ApiToken.person_id)
+            .scalar_subquery()
+            .label("person_roles"),
         )
         .select_from(ApiToken)
         .outerjoin(Person, Person.id == ApiToken.person_id)
@@ -278,15 +282,12 @@ def resolve_bearer_token(session: Session, raw: str | None, *, ip: str | None) -
     if found.person_id is not None:
         if not found.person_active or found.scope_id is None:
             return None
-        roles = session.execute(
-            select(PersonRole.role).where(PersonRole.person_id == found.person_id)
-        ).scalars()
         principal = person_principal(
             person_id=found.person_id,
             display_name=found.display_name,
             username=found.username,
             unit_id=found.person_unit_id,
-            roles=list(roles),
+            roles=found.person_roles.split(",") if found.person_roles else [],
             scope_path=found.scope_path,
             ip=ip,
             token_id=found.id,

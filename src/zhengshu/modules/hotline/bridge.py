@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Header, Path, Response
+from fastapi import APIRouter, Header, Path, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from sqlalchemy import select
@@ -38,11 +38,12 @@ from zhengshu.kernel.authz import Principal
 from zhengshu.kernel.errors import NotFound, PermissionDenied, not_found
 from zhengshu.modules.hotline import events, repository, service
 from zhengshu.modules.hotline.catalogue import categories
+from zhengshu.modules.hotline.deps import Config
 from zhengshu.modules.hotline.enums import Channel, RequestType, Urgency
 from zhengshu.modules.hotline.models import Order, Webhook
 from zhengshu.modules.hotline.schemas import PHONE_PATTERN, Name, Note, OrderCreate, Text
 from zhengshu.modules.hotline.service import HotlineConfig
-from zhengshu.org.deps import DB, Actor, AppSettings
+from zhengshu.org.deps import DB, Actor
 from zhengshu.org.models import Unit
 
 PREFIX = "/api/v1/partner/110"
@@ -54,13 +55,6 @@ HIDDEN_ACTIONS = frozenset({"reveal"})
 NOTE_ACTIONS = frozenset({"police_110", "reply", "answer_directly"})
 
 router = APIRouter(prefix=PREFIX, tags=["110 联动 police bridge"])
-
-
-def _config(settings: AppSettings) -> HotlineConfig:
-    return HotlineConfig.from_settings(settings)
-
-
-Config = Annotated[HotlineConfig, Depends(_config)]
 
 
 # --- schemas -------------------------------------------------------------------------------

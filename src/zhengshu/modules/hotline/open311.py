@@ -73,10 +73,11 @@ from zhengshu.kernel.ratelimit import Quota, RateLimiter
 from zhengshu.kernel.settings import Settings
 from zhengshu.modules.hotline import events, repository, service
 from zhengshu.modules.hotline.catalogue import Category, categories
+from zhengshu.modules.hotline.deps import Config
 from zhengshu.modules.hotline.enums import Channel, RequestType
 from zhengshu.modules.hotline.models import Order
 from zhengshu.modules.hotline.schemas import OrderCreate
-from zhengshu.modules.hotline.service import CASE_TYPE, HotlineConfig
+from zhengshu.modules.hotline.service import CASE_TYPE
 from zhengshu.org.auth import resolve_bearer
 from zhengshu.org.deps import DB, AppSettings, client_ip
 from zhengshu.org.models import ApiToken, Unit
@@ -376,11 +377,6 @@ def _chunks(values: Sequence[uuid.UUID]) -> Iterable[Sequence[uuid.UUID]]:
         yield values[i : i + IN_CHUNK]
 
 
-def config(settings: AppSettings) -> HotlineConfig:
-    return HotlineConfig.from_settings(settings)
-
-
-Config = Annotated[HotlineConfig, Depends(config)]
 Fmt = Annotated[str, Path(description="json 或 xml / response format")]
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 
 from zhengshu.kernel.authz import Principal
 from zhengshu.modules.hotline import events, intake, repository, service, views
+from zhengshu.modules.hotline.deps import Config
 from zhengshu.modules.hotline.schemas import (
     ActionRequest,
     IntakeReceiptRead,
@@ -22,18 +23,11 @@ from zhengshu.modules.hotline.schemas import (
     TimelineItem,
 )
 from zhengshu.modules.hotline.service import HotlineConfig
-from zhengshu.org.deps import DB, Actor, AppSettings
+from zhengshu.org.deps import DB, Actor
 from zhengshu.org.schemas import Page
 
 router = APIRouter(prefix="/api/v1/orders", tags=["12345 工单 orders"])
 receipts = APIRouter(prefix=intake.RECEIPTS_PATH, tags=["12345 工单 orders"])
-
-
-def config(settings: AppSettings) -> HotlineConfig:
-    return HotlineConfig.from_settings(settings)
-
-
-Config = Annotated[HotlineConfig, Depends(config)]
 
 
 def _read(db: DB, actor: Principal, cfg: HotlineConfig, order_id: uuid.UUID) -> OrderRead:

@@ -30,6 +30,7 @@ from zhengshu.kernel.calendar import SHANGHAI
 from zhengshu.kernel.errors import DomainError, InvalidInput
 from zhengshu.modules.hotline import attachments, excel, importer
 from zhengshu.modules.hotline.attachments import AttachmentRead
+from zhengshu.modules.hotline.deps import Config
 from zhengshu.modules.hotline.schemas import OrderFilters
 from zhengshu.modules.hotline.service import HotlineConfig
 from zhengshu.org.deps import DB, Actor, AppSettings
@@ -118,12 +119,6 @@ def _event_seq(form: FormData) -> int | None:
         raise InvalidInput("event_seq 须为时间线序号（整数）", "event_seq must be an integer")
     return int(raw)
 
-
-def _config(settings: AppSettings) -> HotlineConfig:
-    return HotlineConfig.from_settings(settings)
-
-
-Config = Annotated[HotlineConfig, Depends(_config)]
 
 MULTIPART_FILE_DOC: dict[str, Any] = {
     "requestBody": {

@@ -80,10 +80,6 @@ EMERGENCY_LABELS = {
 }
 
 
-def _config(settings: AppSettings) -> HotlineConfig:
-    return HotlineConfig.from_settings(settings)
-
-
 def _require_any(actor: Principal, *permissions: str) -> None:
     if not any(actor.can(p) for p in permissions):
         actor.require(permissions[0])
@@ -206,7 +202,7 @@ def orders_page(
     flash: str | None = None,
 ) -> Response:
     actor.require("hotline:order:read")
-    workflow = _config(settings).workflow()
+    workflow = HotlineConfig.from_settings(settings).workflow()
     raw = _raw_filters(request)
     filters = _filters(raw)
     rows, total = repository.list_orders(
@@ -313,7 +309,7 @@ def queue_page(
     if queue is None:
         raise NotFound("找不到该待办队列", f"no queue {name!r}")
     actor.require(queue.permission)
-    workflow = _config(settings).workflow()
+    workflow = HotlineConfig.from_settings(settings).workflow()
     sections = []
     for status in queue.statuses:
         rows, total = repository.list_orders(
@@ -344,7 +340,7 @@ def queue_page(
 @router.get("/hotline/board")
 def board_page(request: Request, db: DB, actor: PageActor, settings: AppSettings) -> Response:
     _require_any(actor, "hotline:order:supervise", "hotline:report:read")
-    workflow = _config(settings).workflow()
+    workflow = HotlineConfig.from_settings(settings).workflow()
     open_states = [s.name for s in workflow.states.values() if not s.final]
     clause = repository.visible(actor)
 
@@ -503,7 +499,12 @@ def intake_page(
     values = {**dict.fromkeys(INTAKE_FIELDS, ""), **INTAKE_DEFAULTS}
     values["requester_phone"] = phone or ""
     return _intake_page(
-        request, db, actor, _config(settings).workflow(), values=values, checked_phone=phone
+        request,
+        db,
+        actor,
+        HotlineConfig.from_settings(settings).workflow(),
+        values=values,
+        checked_phone=phone,
     )
 
 
@@ -512,7 +513,7 @@ async def intake_submit(
     request: Request, db: DB, actor: PageActor, settings: AppSettings
 ) -> Response:
     actor.require("hotline:order:register")
-    config = _config(settings)
+    config = HotlineConfig.from_settings(settings)
     form = await request.form()
     values = {k: _text(form, k) for k in INTAKE_FIELDS}
     direct = form.get("direct_answer") == "on"
@@ -676,7 +677,7 @@ def _order_page(
     revealed: bool = False,
     flash: str | None = None,
 ) -> Response:
-    workflow = _config(settings).workflow()
+    workflow = HotlineConfig.from_settings(settings).workflow()
     case, order = repository.get_order(db, actor, order_id)
     read = views.order_read(db, actor, case, order, workflow, revealed=revealed)
     forms = _action_forms(read.actions, workflow)
@@ -864,7 +865,12 @@ async def order_act(
     actor.require("hotline:order:read")
     body = _action_request(await request.form())
     event = service.act(
-        db, actor, config=_config(settings), order_id=order_id, action=action, request=body
+        db,
+        actor,
+        config=HotlineConfig.from_settings(settings),
+        order_id=order_id,
+        action=action,
+        request=body,
     )
     events.after_action(db, event)
     message = _done(event)
