@@ -126,6 +126,15 @@ def register_keyed(
 # --- acceptance ---------------------------------------------------------------------------
 
 
+# Built once per dialect (this is the fast lane's one write).
+_INSERT_RECEIPT = {
+    name: dialect_insert(IntakeReceipt)
+    .on_conflict_do_nothing(index_elements=["caller", "key"])
+    .returning(IntakeReceipt.id)
+    for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+
+
 def accept(
     session: Session, actor: Principal, data: OrderCreate, *, raw_key: str | None
 ) -> IntakeReceipt:
@@ -158,13 +167,8 @@ def accept(
     }
     # One statement; a concurrent duplicate waits for the first transaction, then finds
     # its row (PostgreSQL), or never overlaps it (SQLite's single writer).
-    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    inserted = session.execute(
-        dialect_insert(IntakeReceipt)
-        .values(**row)
-        .on_conflict_do_nothing(index_elements=["caller", "key"])
-        .returning(IntakeReceipt.id)
-    ).scalar_one_or_none()
+    dialect = session.get_bind().dialect.name
+    inserted = session.execute(_INSERT_RECEIPT[dialect], row).scalar_one_or_none()
     if inserted is not None:
         return IntakeReceipt(**row)  # not added to the session: the row is written
     receipt = session.execute(
