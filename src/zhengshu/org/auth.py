@@ -17,8 +17,9 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import Table, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from zhengshu.kernel import audit, clock
@@ -234,36 +235,41 @@ def resolve_bearer(session: Session, raw: str | None, *, ip: str | None) -> Prin
     return bearer.principal if bearer is not None else None
 
 
-# Built once: this runs on every API request, and a statement built anew costs more in
-# Python (construction, cache key) than the database takes to answer it.
+# Built once, on the tables (Core, not the ORM): this runs on every API request, and a
+# statement built anew, or run through the ORM, costs more in Python than the database
+# takes to answer it.
+_TOKENS, _PEOPLE, _UNITS, _ROLES = (
+    cast(Table, model.__table__) for model in (ApiToken, Person, Unit, PersonRole)
+)
 _BEARER = (
     select(
-        ApiToken.id,
-        ApiToken.name,
-        ApiToken.kind,
-        ApiToken.secret_hash,
-        ApiToken.revoked_at,
-        ApiToken.expires_at,
-        ApiToken.person_id,
-        ApiToken.roles,
-        Person.active.label("person_active"),
-        Person.display_name,
-        Person.username,
-        Person.unit_id.label("person_unit_id"),
-        Unit.id.label("scope_id"),
-        Unit.path.label("scope_path"),
-        Unit.active.label("scope_active"),
-        select(func.aggregate_strings(PersonRole.role, ","))
-        .where(PersonRole.person_id == ApiToken.person_id)
+        _TOKENS.c.id,
+        _TOKENS.c.name,
+        _TOKENS.c.kind,
+        _TOKENS.c.secret_hash,
+        _TOKENS.c.revoked_at,
+        _TOKENS.c.expires_at,
+        _TOKENS.c.person_id,
+        _TOKENS.c.roles,
+        _PEOPLE.c.active.label("person_active"),
+        _PEOPLE.c.display_name,
+        _PEOPLE.c.username,
+        _PEOPLE.c.unit_id.label("person_unit_id"),
+        _UNITS.c.id.label("scope_id"),
+        _UNITS.c.path.label("scope_path"),
+        _UNITS.c.active.label("scope_active"),
+        select(func.aggregate_strings(_ROLES.c.role, ","))
+        .where(_ROLES.c.person_id == _TOKENS.c.person_id)
         .scalar_subquery()
         .label("person_roles"),
     )
-    .select_from(ApiToken)
-    .outerjoin(Person, Person.id == ApiToken.person_id)
+    .select_from(_TOKENS)
+    .outerjoin(_PEOPLE, _PEOPLE.c.id == _TOKENS.c.person_id)
     .outerjoin(
-        Unit, Unit.id == func.coalesce(Person.scope_unit_id, Person.unit_id, ApiToken.unit_id)
+        _UNITS,
+        _UNITS.c.id == func.coalesce(_PEOPLE.c.scope_unit_id, _PEOPLE.c.unit_id, _TOKENS.c.unit_id),
     )
-    .where(ApiToken.prefix == bindparam("prefix"))
+    .where(_TOKENS.c.prefix == bindparam("prefix"))
 )
 
 
@@ -276,7 +282,7 @@ def resolve_bearer_token(session: Session, raw: str | None, *, ip: str | None) -
     parts = raw.split("_", 2)
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
         return None
-    found = session.execute(_BEARER, {"prefix": parts[1]}).one_or_none()
+    found = session.connection().execute(_BEARER, {"prefix": parts[1]}).one_or_none()
     if found is None:
         return None
     if not hmac.compare_digest(found.secret_hash, hash_secret(parts[2])):

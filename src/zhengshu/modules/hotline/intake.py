@@ -42,9 +42,10 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timedelta
+from typing import cast
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -127,10 +128,11 @@ def register_keyed(
 
 
 # Built once per dialect (this is the fast lane's one write).
+_RECEIPTS = cast(Table, IntakeReceipt.__table__)
 _INSERT_RECEIPT = {
-    name: dialect_insert(IntakeReceipt)
+    name: dialect_insert(_RECEIPTS)
     .on_conflict_do_nothing(index_elements=["caller", "key"])
-    .returning(IntakeReceipt.id)
+    .returning(_RECEIPTS.c.id)
     for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
 }
 
@@ -168,7 +170,7 @@ def accept(
     # One statement; a concurrent duplicate waits for the first transaction, then finds
     # its row (PostgreSQL), or never overlaps it (SQLite's single writer).
     dialect = session.get_bind().dialect.name
-    inserted = session.execute(_INSERT_RECEIPT[dialect], row).scalar_one_or_none()
+    inserted = session.connection().execute(_INSERT_RECEIPT[dialect], row).scalar_one_or_none()
     if inserted is not None:
         return IntakeReceipt(**row)  # not added to the session: the row is written
     receipt = session.execute(
