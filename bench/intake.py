@@ -438,6 +438,8 @@ def bench_one(dialect: str, args: argparse.Namespace) -> dict[str, Any]:
             count_statements(site, args.statements)
             return {}
         server = Server(site, workers=workers)
+        if args.no_access_log:
+            server.extra_env["ZHENGSHU_ACCESS_LOG"] = "false"
         server.start()
         lanes = []
         try:
@@ -475,6 +477,9 @@ def main() -> None:
     parser.add_argument("--statements", type=int, default=0, help="count SQL per order instead")
     parser.add_argument("--lane", default="both", help="normal (201), fast (202) or both")
     parser.add_argument("--drain-timeout", type=float, default=900.0)
+    parser.add_argument(
+        "--no-access-log", action="store_true", help="serve with ZHENGSHU_ACCESS_LOG=false"
+    )
     args = parser.parse_args()
     print(f"machine: {uptime()}")
     results = [bench_one(d, args) for d in which_databases(args.db)]
@@ -485,7 +490,10 @@ def main() -> None:
         f"{args.seconds:.0f} s measured after {args.warmup:.0f} s warm-up"
     )
     for r in results:
-        print(f"\ndatabase: {r['dialect']}; server workers: {r['workers']}")
+        print(
+            f"\ndatabase: {r['dialect']}; server workers: {r['workers']}; "
+            f"access log {'off' if args.no_access_log else 'on'}"
+        )
         print(
             f"  floor (1-row insert + commit):      {r['floor']:,.0f} commits/s, "
             f"p50 {r['floor_p50']:.1f} ms, p99 {r['floor_p99']:.1f} ms"

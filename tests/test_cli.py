@@ -543,3 +543,29 @@ def test_audit_verify_anchor_catches_a_rollback_of_the_whole_log(
     result = cli("audit", "verify", "--anchor", str(anchor))
     assert result.exit_code == 1
     assert "kind=anchor_mismatch" in result.output
+
+
+@pytest.mark.parametrize(("env", "expected"), [(None, True), ("false", False), ("true", True)])
+def test_serve_keeps_or_drops_the_access_log_as_configured(
+    fresh_database: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    env: str | None,
+    expected: bool,
+) -> None:
+    import uvicorn
+
+    seen: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kw: seen.append(kw))
+    monkeypatch.setenv("ZHENGSHU_DATABASE_URL", fresh_database.database_url)
+    monkeypatch.setenv("ZHENGSHU_AUDIT_KEY", "test-audit-key")
+    # Set here so that it is put back after the command exports it (for uvicorn's workers).
+    monkeypatch.setenv("ZHENGSHU_DATA_DIR", str(fresh_database.data_dir))
+    if env is not None:
+        monkeypatch.setenv("ZHENGSHU_ACCESS_LOG", env)
+    for workers in ("1", "2"):
+        result = CliRunner().invoke(
+            app, ["serve", "--workers", workers, "--data-dir", str(fresh_database.data_dir)]
+        )
+        assert result.exit_code == 0, result.output
+    assert [kw["access_log"] for kw in seen] == [expected, expected]
+    assert seen[1]["workers"] == 2

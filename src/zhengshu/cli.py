@@ -252,9 +252,16 @@ def _serve(settings: Settings, host: str, port: int, *, workers: int) -> None:
             port=port,
             workers=workers,
             proxy_headers=True,
+            access_log=settings.access_log,
         )
     else:
-        uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True)
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            proxy_headers=True,
+            access_log=settings.access_log,
+        )
 
 
 @app.command()

@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ZHENGSHU_", extra="ignore")
 
     data_dir: Path = Field(default=Path("zhengshu-data"))
+    # uvicorn's access log, one line per request on standard output. Behind a reverse
+    # proxy that logs requests itself (nginx) it may be turned off: about a tenth of the
+    # CPU of a small API request; the request metrics (/metrics) are kept either way.
+    access_log: bool = True
     # Empty means: the embedded SQLite database inside data_dir.
     database_url: str = ""
     # Signs nothing by itself; keys the audit chain's HMAC when audit_key is unset and is
