@@ -48,7 +48,7 @@ from zhengshu.modules.hotline.dispatch import catalogue
 from zhengshu.modules.hotline.dispatch.models import DispatchSuggestion
 from zhengshu.modules.hotline.insight import alert_scan, hard, issues, weekly
 from zhengshu.modules.hotline.insight.issue_models import HotIssueOrder
-from zhengshu.modules.hotline.models import Order, Webhook
+from zhengshu.modules.hotline.models import IntakeReceipt, Order, Webhook
 from zhengshu.modules.hotline.reports.notice import current_period
 from zhengshu.modules.hotline.schemas import OrderCreate
 from zhengshu.modules.hotline.service import HotlineConfig
@@ -125,6 +125,7 @@ class World:
     pick_week: str = ""
     pick_key: str = ""
     receipt: str = ""  # a fast-lane intake receipt of the call-taker's
+    failed_receipt: str = ""  # the id of another, which the worker failed to register
     clients: dict[tuple[str, bool], TestClient] = field(default_factory=dict)
 
     def client(self, principal: str, page: bool) -> TestClient:
@@ -236,6 +237,18 @@ def build_world(sandbox: Sandbox) -> World:
     )
     assert queued.status_code == 202, queued.text
     world.receipt = queued.json()["url"]
+    failing = calltaker.post(
+        "/api/v1/orders",
+        json={**body, "content": "井盖缺失（快速受理，登记失败）。"},
+        headers={"Prefer": "respond-async", "Idempotency-Key": "matrix-failed"},
+    )
+    assert failing.status_code == 202, failing.text
+    world.failed_receipt = failing.json()["id"]
+    with world.sandbox.session() as db:
+        receipt = db.get(IntakeReceipt, uuid.UUID(world.failed_receipt))
+        assert receipt is not None
+        receipt.status, receipt.error = "failed", {"code": "registration_failed"}
+        db.commit()
     for target, order_id in (("dc", registered.json()["id"]), ("sj", pushed.json()["order_id"])):
         done = dispatcher.post(
             f"/api/v1/orders/{order_id}/actions/dispatch",
@@ -596,6 +609,10 @@ SPECS: dict[str, Build] = {
     "GET /hotline/board": fixed("/hotline/board"),
     "GET /hotline/intake": fixed("/hotline/intake"),
     "POST /hotline/intake": fixed("/hotline/intake", data=ORDER_BODY),
+    "GET /hotline/intake/receipts": fixed("/hotline/intake/receipts"),
+    "POST /hotline/intake/receipts/{receipt_id}/requeue": lambda w, p, t: Call(
+        f"/hotline/intake/receipts/{w.failed_receipt}/requeue"
+    ),
     "GET /hotline/orders/{order_id:uuid}": lambda w, p, t: Call(
         f"/hotline/orders/{order(w, t)['id']}"
     ),

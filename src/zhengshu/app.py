@@ -28,6 +28,7 @@ from zhengshu.kernel.settings import Settings
 from zhengshu.modules.hotline import attachments as hotline_attachments
 from zhengshu.modules.hotline import bridge as hotline_bridge
 from zhengshu.modules.hotline import importer as hotline_importer
+from zhengshu.modules.hotline import intake as hotline_intake
 from zhengshu.modules.hotline import open311 as hotline_open311
 from zhengshu.modules.hotline import routes_alerts as hotline_alerts
 from zhengshu.modules.hotline import routes_api as hotline_api
@@ -181,6 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = factory
     app.state.jinja = make_environment(TEMPLATE_PACKAGES)
     app.state.metrics = metrics = Metrics()
+    metrics.add_computed(hotline_intake.metric_families(lambda: app.state.sessionmaker))
     app.state.rate_limiter = RateLimiter()
 
     async def _refuse_body(scope: Any, receive: Any, send: Any, limit: int) -> None:

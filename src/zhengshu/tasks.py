@@ -50,6 +50,7 @@ def build_registry(settings: Settings) -> JobRegistry:
         timedelta(seconds=1),
         lambda factory: intake.drain(factory, hotline_config),
     )
+    registry.every("hotline.intake.purge", timedelta(hours=1), intake.purge_finished)
     registry.register(hotline_importer.JOB_NAME, hotline_importer.job_handler(settings))
     registry.register(dispatch_training.JOB, dispatch_training.job_handler)
     # Weekly: returns and re-dispatches of the week are learnt; promoted only if better.

@@ -144,9 +144,11 @@ def open_case(
     category: str | None,
     data: Mapping[str, Any] | None = None,
     received_at: datetime | None = None,
+    note: str | None = None,
 ) -> Case:
     """Open a case in the workflow's initial state, its first stage clock running (from
-    ``received_at`` when the request was taken in earlier than it is registered)."""
+    ``received_at`` when the request was taken in earlier than it is registered); ``note``
+    goes on the first timeline entry."""
     now = clock.now() if received_at is None else min(received_at, clock.now())
     case = Case(
         id=uuid.uuid4(),
@@ -176,6 +178,7 @@ def open_case(
         label="受理",
         from_status=None,
         to_status=case.status,
+        note=note,
         data=data,
         first=True,
     )

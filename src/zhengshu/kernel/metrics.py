@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+
+class _Computed(Collector):
+    """Metrics computed when scraped (e.g. a queue's depth read from the database)."""
+
+    def __init__(self, collect: Callable[[], Iterable[Metric]]) -> None:
+        self._collect = collect
+
+    def collect(self) -> Iterable[Metric]:
+        return self._collect()
 
 
 @dataclass
@@ -36,6 +49,11 @@ class Metrics:
             "1 when the last health check reached the database.",
             registry=self.registry,
         )
+
+    def add_computed(self, collect: Callable[[], Iterable[Metric]]) -> None:
+        """Metric families a module computes at scrape time (``collect`` is called on every
+        scrape; it should be one cheap query and give nothing rather than fail)."""
+        self.registry.register(_Computed(collect))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -60,6 +60,12 @@ HOME_TILES = [
         "受理登记",
         "接听来电，查重、登记诉求，直接答复或移交 110",
     ),
+    (
+        "hotline:order:register",
+        "/hotline/intake/receipts",
+        "异步受理队列",
+        "对接系统推送的诉求：排队情况，登记失败的人工登记",
+    ),
     ("hotline:order:dispatch", "/hotline/queue/dispatch", "待派单", "派给职能部门或镇街，并单"),
     ("hotline:order:review_return", "/hotline/queue/returns", "退单审核", "改派或不予同意退单"),
     (

@@ -9,20 +9,22 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import PASSWORD, factory_for
+from tests.conftest import PASSWORD, actor, factory_for
+from tests.web.helpers import get, login, post
 from zhengshu.casework.models import Case, CaseEvent
 from zhengshu.kernel import clock
 from zhengshu.kernel.audit import AuditEntry
 from zhengshu.kernel.authz import system_principal
 from zhengshu.kernel.clock import FrozenClock
 from zhengshu.kernel.db import make_engine, transaction
-from zhengshu.kernel.errors import InvalidInput
+from zhengshu.kernel.errors import Conflict, InvalidInput, PermissionDenied
 from zhengshu.kernel.settings import Settings
 from zhengshu.modules.hotline import intake
 from zhengshu.modules.hotline.models import IntakeReceipt, Order
@@ -350,3 +352,234 @@ def test_two_workers_at_once_register_each_receipt_once(fresh_database: Settings
         assert len({r.case_id for r in rows}) == 24
         assert session.execute(select(func.count()).select_from(Case)).scalar_one() == 24
     engine.dispose()
+
+
+# --- the queue as staff see it ------------------------------------------------------------
+
+
+def fail(db: Session, receipt_id: str, message: str = "所属镇街/村居无效") -> None:
+    """Make a queued receipt one the worker gave up on (as a refusal would)."""
+    receipt = db.get(IntakeReceipt, uuid.UUID(receipt_id))
+    assert receipt is not None
+    receipt.status, receipt.attempts = intake.FAILED, 1
+    receipt.error = {"code": "bad_location", "message": message, "message_en": "bad location"}
+    receipt.finished_at = clock.now()
+    db.commit()
+
+
+def test_a_registration_from_the_fast_lane_says_so_on_the_timeline(
+    db: Session,
+    api: Api,
+    factory: sessionmaker[Session],
+    config: HotlineConfig,
+    frozen: FrozenClock,
+) -> None:
+    receipt = accept(api("calltaker"), ORDER, "k-note").json()
+    frozen.advance(timedelta(seconds=42))
+    intake.drain(factory, config)
+    done = api("calltaker").get(receipt["url"]).json()
+    timeline = api("calltaker").get(f"{ORDERS}/{done['order_id']}/timeline").json()
+    first = timeline[0]
+    assert first["action"] == "register"
+    assert first["note"] == f"经快速受理通道接收，42 秒后由系统登记（回执 {receipt['id']}）"
+    # The normal lane's entry has no such note.
+    plain = api("calltaker").post(ORDERS, json=ORDER).json()
+    assert api("calltaker").get(f"{ORDERS}/{plain['id']}/timeline").json()[0]["note"] is None
+
+
+def test_the_backlog_is_counted_and_on_metrics(
+    db: Session,
+    api: Api,
+    client: TestClient,
+    factory: sessionmaker[Session],
+    config: HotlineConfig,
+    frozen: FrozenClock,
+) -> None:
+    empty = intake.backlog(db)
+    assert (empty.queued, empty.failed, empty.oldest_queued_at) == (0, 0, None)
+    assert "zhengshu_intake_oldest_queued_seconds 0.0" in client.get("/metrics").text
+    first = accept(api("calltaker"), ORDER, "b-1").json()
+    frozen.advance(timedelta(seconds=30))
+    accept(api("calltaker"), {**ORDER, "content": "第二件事"}, "b-2")
+    third = accept(api("calltaker"), {**ORDER, "content": "第三件事"}, "b-3").json()
+    fail(db, third["id"])
+    frozen.advance(timedelta(seconds=15))
+    state = intake.backlog(db)
+    assert (state.queued, state.failed, state.registered_last_day) == (2, 1, 0)
+    assert state.oldest_queued_seconds(clock.now()) == 45.0
+    metrics = client.get("/metrics").text
+    assert 'zhengshu_intake_receipts{status="queued"} 2.0' in metrics
+    assert 'zhengshu_intake_receipts{status="failed"} 1.0' in metrics
+    assert "zhengshu_intake_oldest_queued_seconds 45.0" in metrics
+    assert intake.drain(factory, config) == 2
+    state = intake.backlog(db)
+    assert (state.queued, state.failed, state.registered_last_day) == (0, 1, 2)
+    assert api("calltaker").get(first["url"]).json()["status"] == "registered"
+    frozen.advance(timedelta(days=1, seconds=1))
+    assert intake.backlog(db).registered_last_day == 0
+
+
+def test_a_failed_receipt_sent_back_to_the_queue_is_registered(
+    db: Session,
+    api: Api,
+    factory: sessionmaker[Session],
+    config: HotlineConfig,
+    frozen: FrozenClock,
+) -> None:
+    receipt = accept(api("calltaker"), ORDER, "r-1").json()
+    fail(db, receipt["id"])
+    staff = actor(db, "calltaker")
+    with pytest.raises(PermissionDenied):
+        intake.requeue(db, actor(db, "leader"), uuid.UUID(receipt["id"]))
+    intake.requeue(db, staff, uuid.UUID(receipt["id"]))
+    db.commit()
+    with pytest.raises(Conflict):  # queued now: nothing to send back
+        intake.requeue(db, staff, uuid.UUID(receipt["id"]))
+    db.rollback()
+    row = receipts(db)[0]
+    assert (row.status, row.attempts, row.error) == ("queued", 0, None)
+    assert intake.drain(factory, config) == 1
+    assert api("calltaker").get(receipt["url"]).json()["status"] == "registered"
+    assert cases(db) == 1
+    logged = db.execute(
+        select(AuditEntry).where(AuditEntry.action == "hotline.intake.requeue")
+    ).scalar_one()
+    assert logged.actor_id == staff.id
+    assert logged.before is not None
+    assert logged.before["error"]["code"] == "bad_location"
+
+
+def test_a_call_taker_registers_a_failed_receipt_by_hand(
+    db: Session,
+    app: Any,
+    client: TestClient,
+    factory: sessionmaker[Session],
+    config: HotlineConfig,
+    frozen: FrozenClock,
+) -> None:
+    plaintext, token = org_service.issue_partner_token(
+        db,
+        system_principal("测试"),
+        name="110 平台",
+        kind="partner",
+        unit_id=repository.unit_by_code(db, "441900000000").id,  # type: ignore[union-attr]
+        roles=[Role.PARTNER],
+    )
+    db.commit()
+    partner = TestClient(
+        app, base_url="http://testserver", headers={"Authorization": f"Bearer {plaintext}"}
+    )
+    pushed = {**ORDER, "channel": "police_110", "title": "楼道充电", "external_ref": "J-0042"}
+    receipt = accept(partner, pushed, "110-hand").json()
+    fail(db, receipt["id"])
+    frozen.advance(timedelta(minutes=20))
+
+    csrf = login(client, "calltaker")
+    queue = get(client, "/hotline/intake/receipts")
+    assert queue.status == 200
+    assert queue.h1 == "异步受理队列"
+    [row] = queue.dom.one("table", "failed-receipts").find_all("tr")[1:]
+    cells = row.texts("td")
+    assert cells[1] == "令牌:110 平台"  # the sender, as timelines and audit name it
+    assert cells[4] == "138****8000"  # masked on the list
+    assert cells[5] == "所属镇街/村居无效"
+    form = get(client, f"/hotline/intake?receipt={receipt['id']}")
+    assert form.h1 == "人工登记失败回执"
+    assert form.value("receipt_id") == receipt["id"]
+    assert form.value("requester_phone") == "13800138000"
+    assert len(form.selected("channel")) == 1  # the partner's channel, offered
+    dongcheng = repository.unit_by_code(db, "441900003000")
+    assert dongcheng is not None
+    fields = {
+        "csrf_token": csrf,
+        "receipt_id": receipt["id"],
+        "requester_name": ORDER["requester_name"],
+        "requester_phone": ORDER["requester_phone"],
+        "content": ORDER["content"],
+        "channel": "police_110",
+        "request_type": "complaint",
+        "category": "urban",
+        "urgency": "normal",
+        "location_unit_id": str(dongcheng.id),  # the correction
+    }
+    done = post(client, "/hotline/intake", fields)
+    assert done.status_code == 303, done.text
+    assert "已人工登记回执" in unquote(done.headers["location"])
+
+    registered = partner.get(receipt["url"]).json()
+    assert registered["status"] == "registered"
+    assert registered["error_message"] is None
+    case = db.get(Case, uuid.UUID(registered["order_id"]))
+    order = db.get(Order, uuid.UUID(registered["order_id"]))
+    assert case is not None
+    assert order is not None
+    assert case.number == registered["number"]
+    assert case.created_at == START  # its clocks run from the push
+    assert case.title == "楼道充电"  # what the form does not show comes from the request
+    assert order.external_ref == "J-0042"
+    assert order.location_unit_id == dongcheng.id
+    assert order.source_token_id == token.id  # the partner still sees its order
+    assert partner.get(f"{ORDERS}/{case.id}").status_code == 200
+    first = (
+        db.execute(select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.seq))
+        .scalars()
+        .first()
+    )
+    assert first is not None
+    assert first.note is not None
+    assert first.note.startswith(f"人工登记快速受理通道回执 {receipt['id']}")
+    assert first.actor_id == actor(db, "calltaker").id
+    # The partner's retry, on either lane, finds this order; nothing is registered twice.
+    again = partner.post(ORDERS, json=pushed, headers={"Idempotency-Key": "110-hand"})
+    assert again.status_code == 201
+    assert again.json()["id"] == str(case.id)
+    assert accept(partner, pushed, "110-hand").json()["number"] == case.number
+    assert cases(db) == 1
+    # Handled: a second try is refused and the list is empty.
+    refused = post(client, "/hotline/intake", fields)
+    assert refused.status_code == 409
+    assert "不是登记失败" in refused.text
+    assert cases(db) == 1
+    assert "没有登记失败的回执" in get(client, "/hotline/intake/receipts").response.text
+    logged = db.execute(
+        select(AuditEntry).where(AuditEntry.action == "hotline.intake.register_by_hand")
+    ).scalar_one()
+    assert logged.after == {"status": "registered", "number": case.number, "created": True}
+
+
+def test_a_failed_receipt_whose_key_made_an_order_meanwhile_is_not_registered_twice(
+    db: Session, api: Api, config: HotlineConfig, frozen: FrozenClock
+) -> None:
+    receipt = accept(api("calltaker"), ORDER, "k-both").json()
+    fail(db, receipt["id"])
+    plain = api("calltaker").post(ORDERS, json=ORDER, headers={"Idempotency-Key": "k-both"})
+    assert plain.status_code == 201
+    data = intake.OrderCreate.model_validate(ORDER)
+    order_id, number, created = intake.register_by_hand(
+        db, actor(db, "calltaker"), config, uuid.UUID(receipt["id"]), data
+    )
+    db.commit()
+    assert (str(order_id), number, created) == (plain.json()["id"], plain.json()["number"], False)
+    assert cases(db) == 1
+    assert receipts(db)[0].status == "registered"
+
+
+def test_registered_receipts_are_purged_after_the_idempotency_window(
+    db: Session,
+    api: Api,
+    factory: sessionmaker[Session],
+    config: HotlineConfig,
+    frozen: FrozenClock,
+) -> None:
+    accept(api("calltaker"), ORDER, "p-1")
+    intake.drain(factory, config)
+    failed = accept(api("calltaker"), {**ORDER, "content": "失败的"}, "p-2").json()
+    fail(db, failed["id"])
+    frozen.advance(timedelta(days=3))
+    accept(api("calltaker"), {**ORDER, "content": "排队的"}, "p-3")
+    frozen.advance(timedelta(days=4, seconds=1))
+    assert intake.purge(db) == 1  # the registered one, 7 days on
+    db.commit()
+    left = {r.key: r.status for r in receipts(db)}
+    assert left == {"p-2": "failed", "p-3": "queued"}
+    assert cases(db) == 1  # the order stays

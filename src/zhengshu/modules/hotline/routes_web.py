@@ -31,7 +31,7 @@ from zhengshu.kernel import clock
 from zhengshu.kernel.authz import Principal
 from zhengshu.kernel.calendar import SHANGHAI
 from zhengshu.kernel.errors import InvalidInput, NotFound
-from zhengshu.modules.hotline import events, repository, service, views
+from zhengshu.modules.hotline import events, intake, repository, service, views
 from zhengshu.modules.hotline.catalogue import categories
 from zhengshu.modules.hotline.enums import (
     Channel,
@@ -40,7 +40,7 @@ from zhengshu.modules.hotline.enums import (
     Satisfaction,
     Urgency,
 )
-from zhengshu.modules.hotline.models import Order
+from zhengshu.modules.hotline.models import IntakeReceipt, Order
 from zhengshu.modules.hotline.schemas import (
     ActionRequest,
     OrderCreate,
@@ -461,19 +461,26 @@ def _intake_page(
     checked_phone: str | None,
     errors: list[str] | None = None,
     status_code: int = 200,
+    receipt: IntakeReceipt | None = None,
 ) -> Response:
     recent = _recent(db, actor, checked_phone) if checked_phone else []
+    channels = list(INTAKE_CHANNELS)
+    if values.get("channel") and values["channel"] not in {c.value for c in channels}:
+        with contextlib.suppress(ValueError):  # a partner's channel (e.g. 110)
+            channels.append(Channel(values["channel"]))
     return render(
         request,
         "hotline/intake.html",
         {
-            "title": "受理登记",
+            "title": "人工登记失败回执" if receipt else "受理登记",
             "v": values,
             "checked_phone": checked_phone,
             "recent": [(c, o, workflow.state(c.status).label) for c, o in recent],
             "days": DUPLICATE_DAYS,
             "locations": _location_options(org_repository.all_units(db, actor)),
-            "channels": INTAKE_CHANNELS,
+            "channels": channels,
+            "receipt": receipt,
+            "receipt_sender": intake.sender_name(receipt) if receipt else None,
             "request_types": list(RequestType),
             "urgencies": list(Urgency),
             "categories": list(categories().values()),
@@ -493,11 +500,21 @@ def intake_page(
     actor: PageActor,
     settings: AppSettings,
     phone: Annotated[str | None, Query(max_length=20)] = None,
+    receipt: uuid.UUID | None = None,
 ) -> Response:
+    """The intake form; with ``receipt``, filled in from a failed fast-lane receipt for a
+    call-taker to correct and register by hand."""
     actor.require("hotline:order:register")
     phone = (phone or "").strip() or None
     values = {**dict.fromkeys(INTAKE_FIELDS, ""), **INTAKE_DEFAULTS}
     values["requester_phone"] = phone or ""
+    failed = intake.failed_receipt(db, actor, receipt) if receipt is not None else None
+    if failed is not None:
+        for name in ORDER_FIELDS:
+            value = failed.body.get(name)
+            if value is not None:
+                values[name] = str(value)
+        phone = phone or values["requester_phone"] or None  # the duplicate check
     return _intake_page(
         request,
         db,
@@ -505,6 +522,7 @@ def intake_page(
         HotlineConfig.from_settings(settings).workflow(),
         values=values,
         checked_phone=phone,
+        receipt=failed,
     )
 
 
@@ -520,8 +538,19 @@ async def intake_submit(
     values["direct_answer"] = "on" if direct else ""
     errors: list[str] = []
     data: OrderCreate | None = None
+    receipt: IntakeReceipt | None = None
+    extra: dict[str, Any] = {}
+    if receipt_id := _text(form, "receipt_id"):
+        try:
+            receipt = intake.failed_receipt(db, actor, uuid.UUID(receipt_id))
+        except ValueError as exc:
+            raise InvalidInput("回执编号格式不正确", "malformed receipt id") from exc
+        # What the form does not show (title, external reference) comes from the request.
+        extra = {k: v for k, v in receipt.body.items() if k not in ORDER_FIELDS and v is not None}
     try:
-        data = OrderCreate.model_validate({k: values[k] for k in ORDER_FIELDS if values[k]})
+        data = OrderCreate.model_validate(
+            {**extra, **{k: values[k] for k in ORDER_FIELDS if values[k]}}
+        )
     except ValidationError as exc:
         errors.extend(dict.fromkeys(_field_label(e) for e in exc.errors()))
     transfer = values["transfer_to"]
@@ -546,10 +575,21 @@ async def intake_submit(
             checked_phone=None,
             errors=errors,
             status_code=422,
+            receipt=receipt,
         )
-    case, order = service.register_order(db, actor, config=config, data=data)
-    events.after_register(db, case, order)
-    message = f"已受理，工单编号 {case.number}"
+    if receipt is not None:
+        order_id, number, created = intake.register_by_hand(db, actor, config, receipt.id, data)
+        if not created:
+            return _flash(
+                f"/hotline/orders/{order_id}", f"该诉求已由对接系统重新提交并登记为 {number}"
+            )
+        case = db.get(Case, order_id)
+        assert case is not None
+        message = f"已人工登记回执，工单编号 {number}"
+    else:
+        case, order = service.register_order(db, actor, config=config, data=data)
+        events.after_register(db, case, order)
+        message = f"已受理，工单编号 {case.number}"
     if direct:
         follow_up = service.act(
             db,
@@ -573,6 +613,40 @@ async def intake_submit(
         events.after_action(db, follow_up)
         message += f"，已移交 {transfer}"
     return _flash(f"/hotline/orders/{case.id}", message)
+
+
+# --- the fast lane's queue (异步受理) --------------------------------------------------
+
+
+@router.get("/hotline/intake/receipts")
+def intake_receipts_page(request: Request, db: DB, actor: PageActor) -> Response:
+    """Requests partner systems pushed on the fast lane: how many wait for the worker, how
+    long the oldest has waited, and the failed ones, each to register by hand (corrected)
+    or to send back to the queue."""
+    failed = intake.failed_receipts(db, actor)
+    state = intake.backlog(db)
+    return render(
+        request,
+        "hotline/intake_receipts.html",
+        {
+            "title": "异步受理队列",
+            "backlog": state,
+            "oldest_seconds": state.oldest_queued_seconds(clock.now()),
+            "failed": [
+                (r, intake.sender_name(r), views.mask_phone(str(r.body.get("requester_phone", ""))))
+                for r in failed
+            ],
+            "channel_labels": {c.value: c.label for c in Channel},
+        },
+    )
+
+
+@router.post("/hotline/intake/receipts/{receipt_id}/requeue")
+def intake_receipt_requeue(receipt_id: uuid.UUID, db: DB, actor: PageActor) -> Response:
+    receipt = intake.requeue(db, actor, receipt_id)
+    return _flash(
+        "/hotline/intake/receipts", f"回执 {str(receipt.id)[:8]} 已重新排队，系统将自动登记"
+    )
 
 
 # --- the order -------------------------------------------------------------------------

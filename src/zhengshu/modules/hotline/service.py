@@ -95,6 +95,7 @@ def register_order(
     smart: bool = True,
     point: tuple[float, float] | None = None,
     received_at: datetime | None = None,
+    note: str | None = None,
 ) -> tuple[Case, Order]:
     """受理: take a request in from any channel. ``hotline:order:register`` (call-takers)
     or ``hotline:order:push`` (partner systems such as the 110 platform). Opens the case
@@ -108,7 +109,8 @@ def register_order(
     title and content are scanned for extreme events (跳楼, 持刀, 爆炸, 聚集 ...): a hit
     raises an immediate early warning linked to the order and notes it on the timeline
     (``insight.alert_scan.on_intake``). ``received_at``: when a request accepted on the
-    fast lane (``intake``) was taken in; its clocks run from then."""
+    fast lane (``intake``) was taken in; its clocks run from then. ``note``: said on the
+    受理 entry of the timeline (how the request came in, when not the usual way)."""
     check_intake(session, actor, data)
     title = data.title or _title_of(data.content)
     proposal: Proposal | None = None
@@ -144,6 +146,7 @@ def register_order(
         category=category,
         data={"channel": data.channel.value, "external_ref": data.external_ref},
         received_at=received_at,
+        note=note,
     )
     order = Order(
         id=case.id,
