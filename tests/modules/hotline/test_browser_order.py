@@ -71,7 +71,7 @@ def test_one_order_through_intake_dispatch_sign_for_reply_callback_and_close(
         ["首页", "受理", "工单", "组织机构", "人员", "工作日历"]
     )
     expect(page.locator("a.tile b")).to_have_text(
-        ["受理登记", "工单查询", "本辖区人员", "办理时限计算"]
+        ["受理登记", "异步受理队列", "工单查询", "本辖区人员", "办理时限计算"]
     )
     shots(page, "01-home-calltaker")
     page.locator("nav.mainnav").get_by_role("link", name="受理").click()
