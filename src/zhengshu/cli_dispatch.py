@@ -87,31 +87,52 @@ def train(
     label_col: LabelCol = "label",
     unlabelled: Annotated[
         list[Path] | None,
-        typer.Option("--unlabelled", help="未标注留言 CSV，用于自训练（可多次）"),
+        typer.Option("--unlabelled", help="未标注留言 CSV，用于学习词向量（可多次）"),
     ] = None,
+    tree: Annotated[
+        Path | None,
+        typer.Option("--tree", help="分类树 CSV（首列为类别，其余列为下级分类名称），用作词表特征"),
+    ] = None,
+    self_training: Annotated[
+        bool, typer.Option("--self-training", help="另用未标注留言自训练（默认关闭）")
+    ] = False,
 ) -> None:
     """训练类别模型 / train a category model from a labelled CSV."""
-    from zhengshu.modules.hotline.dispatch.classifier import TextClassifier, read_unlabelled_csv
+    from zhengshu.modules.hotline.dispatch.classifier import (
+        TextClassifier,
+        read_tree_csv,
+        read_unlabelled_csv,
+    )
 
     texts, labels = _read(data, text_cols, label_col)
     if len(set(labels)) < 2:
         _fail("标签少于两种，无法训练", "need at least two labels")
     extra: list[str] = []
-    # Self-training is opt-in: on the TeddyCup messages it moved macro-F1 by less than
-    # the fold-to-fold noise for 4.5 times the training time (bench/dispatch.py).
+    # Unlabelled messages teach the word vectors; self-training on them is opt-in: on the
+    # TeddyCup messages it moved macro-F1 by less than the fold-to-fold noise for 4.5
+    # times the training time (bench/dispatch.py).
     sources = unlabelled or []
     for path in sources:
         try:
             extra.extend(read_unlabelled_csv(path))
         except (ValueError, OSError, UnicodeDecodeError) as exc:
             _fail(f"无法读取未标注留言 {path}：{exc}", f"cannot read {path}")
+    names: dict[str, list[str]] | None = None
+    if tree is not None:
+        try:
+            names = read_tree_csv(tree)
+        except (ValueError, OSError, UnicodeDecodeError) as exc:
+            _fail(f"无法读取分类树 {tree}：{exc}", f"cannot read {tree}")
     typer.echo(
         f"训练样本 {len(texts)} 条，{len(set(labels))} 类；未标注留言 {len(extra)} 条"
-        + (f"（{', '.join(p.name for p in sources)}）" if sources else ""),
+        + (f"（{', '.join(p.name for p in sources)}）" if sources else "")
+        + (f"；分类树 {tree.name}" if tree is not None else ""),
         err=True,
     )
     started = time.perf_counter()
-    model = TextClassifier(self_training=bool(extra)).fit(texts, labels, unlabelled=extra)
+    model = TextClassifier(self_training=self_training).fit(
+        texts, labels, unlabelled=extra, tree=names
+    )
     seconds = time.perf_counter() - started
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
@@ -122,6 +143,8 @@ def train(
             "n": len(texts),
             "labels": model.labels,
             "n_unlabelled": len(extra),
+            "n_word_vectors": model.meta["n_word_vectors"],
+            "n_lexicon_terms": model.meta["n_lexicon_terms"],
             "train_seconds": round(seconds, 2),
         }
     )

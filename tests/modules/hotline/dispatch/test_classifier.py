@@ -133,7 +133,8 @@ def test_self_training_uses_confident_unlabelled_texts() -> None:
         texts[0],  # already labelled: not pseudo-labelled again
     ]
     trained = TextClassifier(seed=0).fit(texts, labels, unlabelled=unlabelled)
-    assert trained.meta["n_unlabelled"] == len(unlabelled)
+    assert trained.meta["n_unlabelled"] == len(unlabelled) - 1  # new texts only
+    assert trained.meta["n_word_vectors"] == 0  # too few to learn vectors from
     assert 0 <= trained.meta["n_pseudo"] <= 3
     assert trained.predict_one(HELD_OUT[0][0]).label == "城乡建设"
 

@@ -15,9 +15,11 @@ from tests.modules.hotline.dispatch.test_smart_dispatch import LIGHTS, NOISE, WA
 from zhengshu.cli import app
 from zhengshu.kernel.db import make_engine
 from zhengshu.kernel.settings import Settings
+from zhengshu.modules.hotline.dispatch import features
 from zhengshu.modules.hotline.dispatch.models import DispatchModel
 
 runner = CliRunner()
+TRAIN = ["dispatch", "train", "--data"]
 
 
 def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
@@ -65,6 +67,59 @@ def test_train_eval_predict_round_trip(files: tuple[Path, Path], tmp_path: Path)
     assert len(guess["top"]) == 3
     assert "置信度" in said.stdout
     assert "依据" in said.stdout
+
+
+def test_train_with_a_category_tree_and_unlabelled_messages(
+    files: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The templated messages differ only by numbers (masked in training): few distinct.
+    monkeypatch.setattr(features, "MIN_DOCUMENTS", 20)
+    train, test = files
+    tree = tmp_path / "taxonomy.csv"
+    tree.write_text(
+        "一级分类,二级分类,三级分类\n城乡建设,城市建设和市政管理,路灯照明\n"
+        "劳动和社会保障,劳动关系,欠薪\n环境保护,环境污染,噪声污染\n",
+        encoding="utf-8",
+    )
+    messages = tmp_path / "messages.csv"
+    with messages.open("w", encoding="utf-8", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["留言编号", "留言主题", "留言详情"])
+        for i, content in enumerate(texts(LIGHTS + WAGES + NOISE, 540)):
+            out.writerow([i, content[:12], content])
+    model = tmp_path / "m.zsm"
+    trained = runner.invoke(
+        app,
+        [
+            *TRAIN,
+            str(train),
+            "--out",
+            str(model),
+            "--tree",
+            str(tree),
+            "--unlabelled",
+            str(messages),
+        ],
+    )
+    assert trained.exit_code == 0, trained.output
+    summary = last_json(trained.stdout)
+    assert summary["n_unlabelled"] == 540
+    assert summary["n_word_vectors"] > 0
+    assert summary["n_lexicon_terms"] > 0
+    assert "分类树 taxonomy.csv" in trained.stderr
+    scored = runner.invoke(app, ["dispatch", "eval", "--data", str(test), "--model", str(model)])
+    assert last_json(scored.stdout)["accuracy"] >= 0.8
+    bad = runner.invoke(
+        app,
+        ["dispatch", "train", "--data", str(train), "--out", str(model), "--tree", str(test)],
+    )
+    assert bad.exit_code == 0, bad.output  # any CSV of two columns or more is a tree
+    missing = runner.invoke(
+        app,
+        [*TRAIN, str(train), "--out", str(model), "--tree", str(tmp_path / "none.csv")],
+    )
+    assert missing.exit_code != 0
+    assert "无法读取分类树" in missing.output
 
 
 def test_custom_columns_and_bad_files_are_refused_clearly(tmp_path: Path) -> None:

@@ -61,7 +61,7 @@ import re
 import struct
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,10 +77,11 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
 from zhengshu.kernel import clock
-from zhengshu.modules.hotline.dispatch.text import is_word, normalize
+from zhengshu.modules.hotline.dispatch.features import Lexicon, WordVectors, tree_from_rows
+from zhengshu.modules.hotline.dispatch.text import is_word, normalize, segment
 
 RECIPE = "char-tfidf-svm"
-RECIPE_VERSION = "1.0"
+RECIPE_VERSION = "2.0"
 MAGIC = b"ZSTC"  # zhengshu text classifier
 FORMAT_VERSION = 1
 _HEADER = struct.Struct(">4sH32s")  # magic, format version, sha256 of the payload
@@ -95,6 +96,10 @@ PSEUDO_THRESHOLD = 0.9
 PSEUDO_WEIGHT = 0.3
 PSEUDO_CAP = 1.0
 MAX_REASONS = 5
+# Weights of the dense features beside the TF-IDF blocks (each block has unit length):
+# the category tree's words and the mean word vector (``features``), chosen on the folds.
+LEXICON_WEIGHT = 0.1
+VECTOR_WEIGHT = 0.5
 
 # Anonymised place codes (A市, K3县, A2区), user ids (A00045581) and digit runs.
 _CODES = re.compile(r"[A-Z]+\d*(?=[市县区])|[A-Z]{1,2}\d{3,}|\d+")
@@ -227,6 +232,8 @@ class TextClassifier:
         self._uniform = 0.0  # share of the uniform distribution mixed into probabilities
         self._names: np.ndarray | None = None
         self._words = np.zeros(0, dtype=bool)  # per feature: a dictionary word, shown first
+        self._lexicon: Lexicon | None = None
+        self._vectors: WordVectors | None = None
 
     # -- training ---------------------------------------------------------------------------
 
@@ -241,16 +248,39 @@ class TextClassifier:
     def _features(self, texts: Sequence[str]) -> sp.csr_matrix:
         return self._matrix([_views(t) for t in texts])
 
-    def _matrix(self, views: Sequence[tuple[str, str]]) -> sp.csr_matrix:
+    @property
+    def _dense_size(self) -> int:
+        return (self._lexicon.size if self._lexicon else 0) + (
+            self._vectors.size if self._vectors else 0
+        )
+
+    def _dense(self, whole: str, segmented: Sequence[str] | None = None) -> np.ndarray:
+        """The lexicon and word-vector features of a text (empty without them)."""
+        parts = []
+        if self._lexicon is not None:
+            parts.append(self._lexicon.row(whole) * LEXICON_WEIGHT)
+        if self._vectors is not None:
+            words = segment(whole) if segmented is None else segmented
+            parts.append(self._vectors.row(words) * VECTOR_WEIGHT)
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def _matrix(
+        self,
+        views: Sequence[tuple[str, str]],
+        segmented: Sequence[Sequence[str]] | None = None,
+    ) -> sp.csr_matrix:
         title_block, text_block = self._fitted_blocks()
+        sparse = title_block.size + text_block.size
+        dense_columns = np.arange(sparse, sparse + self._dense_size)
         indices, values, indptr = [], [], [0]
-        for title, whole in views:
+        for n, (title, whole) in enumerate(views):
             ti, tv = title_block.row(title)
             wi, wv = text_block.row(whole)
-            indices += [ti, wi + title_block.size]
-            values += [tv, wv]
-            indptr.append(indptr[-1] + len(ti) + len(wi))
-        shape = (len(views), title_block.size + text_block.size)
+            dense = self._dense(whole, segmented[n] if segmented is not None else None)
+            indices += [ti, wi + title_block.size, dense_columns]
+            values += [tv, wv, dense]
+            indptr.append(indptr[-1] + len(ti) + len(wi) + len(dense))
+        shape = (len(views), sparse + self._dense_size)
         if not views:
             return sp.csr_matrix(shape)
         return sp.csr_matrix(
@@ -328,9 +358,12 @@ class TextClassifier:
         texts: Sequence[str],
         labels: Sequence[str],
         unlabelled: Sequence[str] = (),
+        tree: Mapping[str, Iterable[str]] | None = None,
     ) -> TextClassifier:
-        """Train on labelled ``texts``; with ``self_training``, also on confident
-        pseudo-labels of ``unlabelled`` texts."""
+        """Train on labelled ``texts``. ``unlabelled`` texts (with the labelled ones)
+        teach the word vectors, when there are enough of them; with ``self_training``
+        confident pseudo-labels of them are trained on too. ``tree``: label -> the names of
+        its sub-categories, for the lexicon features."""
         if len(texts) != len(labels):
             raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
         self.labels = sorted(set(labels))
@@ -343,22 +376,28 @@ class TextClassifier:
             _Block.fit([v[0] for v in views], 1, 3),
             _Block.fit([v[1] for v in views], 1, 2),
         )
+        self._lexicon = Lexicon.from_tree(tree, self.labels) if tree else None
+        known = {v[1] for v in views}
+        others = [v for v in dict.fromkeys(_views(u) for u in unlabelled) if v[1] not in known]
+        segmented: list[list[str]] | None = None
+        self._vectors = None
+        if others:
+            segmented = [segment(v[1]) for v in views]
+            corpus = segmented + [segment(v[1]) for v in others]
+            self._vectors = WordVectors.fit(corpus, seed=self.seed)
         names = self._feature_names(refresh=True)
         self._words = np.array(
             [len(t) >= 2 and bool(_READABLE.fullmatch(t)) and is_word(t) for t in names],
             dtype=bool,
         )
-        x = self._matrix(views)
+        x = self._matrix(views, segmented)
 
         self._fit_svm(x, y)
         scores, targets = self._oof_scores(x, y)
         self._calibrate(scores, targets, len(y))
 
         n_pseudo = 0
-        pool: list[tuple[str, str]] = []
-        if self.self_training and unlabelled:
-            known = {v[1] for v in views}
-            pool = [v for v in dict.fromkeys(_views(u) for u in unlabelled) if v[1] not in known]
+        pool = others if self.self_training else []
         if pool:
             xu = self._matrix(pool)
             pu = self._probabilities(self._scores(xu))
@@ -379,8 +418,10 @@ class TextClassifier:
             "recipe": RECIPE,
             "version": RECIPE_VERSION,
             "n_train": len(texts),
-            "n_unlabelled": len(unlabelled) if self.self_training else 0,
+            "n_unlabelled": len(others),
             "n_pseudo": n_pseudo,
+            "n_word_vectors": len(self._vectors.vocabulary) if self._vectors else 0,
+            "n_lexicon_terms": sum(map(len, self._lexicon.terms)) if self._lexicon else 0,
             "labels": list(self.labels),
             "n_features": int(x.shape[1]),
             "temperature": round(self._temperature, 6),
@@ -423,7 +464,8 @@ class TextClassifier:
     def _feature_names(self, *, refresh: bool = False) -> np.ndarray:
         if self._names is None or refresh:
             title_block, text_block = self._fitted_blocks()
-            self._names = np.array(title_block.names() + text_block.names(), dtype=object)
+            dense = [""] * self._dense_size  # no name: never a reason
+            self._names = np.array(title_block.names() + text_block.names() + dense, dtype=object)
         return self._names
 
     def _reasons(self, columns: np.ndarray, values: np.ndarray, k: int) -> list[str]:
@@ -491,6 +533,8 @@ class TextClassifier:
             "temperature": self._temperature,
             "uniform": self._uniform,
             "words": np.packbits(self._words),
+            "lexicon": self._lexicon.to_state() if self._lexicon else None,
+            "vectors": self._vectors.to_state() if self._vectors else None,
         }
         buffer = io.BytesIO()
         joblib.dump(state, buffer, compress=3)
@@ -527,7 +571,10 @@ class TextClassifier:
         model._intercept = state["intercept"]
         model._temperature = float(state["temperature"])
         model._uniform = float(state["uniform"])
-        size = title.size + whole.size
+        lexicon, vectors = state.get("lexicon"), state.get("vectors")  # none before 2.0
+        model._lexicon = Lexicon.from_state(lexicon) if lexicon else None
+        model._vectors = WordVectors.from_state(vectors) if vectors else None
+        size = title.size + whole.size + model._dense_size
         model._words = np.unpackbits(state["words"], count=size).astype(bool)
         return model
 
@@ -626,3 +673,16 @@ def read_unlabelled_csv(path: Path) -> list[str]:
         f"缺少列：需要 留言主题/留言详情 或 title/detail（现有列：{'、'.join(columns) or '无'}）"
         f" / missing columns: need 留言主题/留言详情 or title/detail"
     )
+
+
+def read_tree_csv(path: Path) -> dict[str, list[str]]:
+    """A category tree from a CSV whose first column is the category the model learns and
+    whose other columns name what lies below it (``taxonomy.csv``: 一级分类, 二级分类,
+    三级分类): category -> the names below it."""
+    columns, rows = _rows(path)
+    if len(columns) < 2:
+        raise ValueError(
+            f"分类表至少需要两列（类别、下级名称），现有列：{'、'.join(columns) or '无'}"
+            " / a category tree needs at least two columns (category, names below it)"
+        )
+    return tree_from_rows([row.get(c) or "" for c in columns] for row in rows)

@@ -66,7 +66,11 @@ def _jieba() -> Any:
 
 def words(text: str) -> list[str]:
     """Jieba tokens of the normalized ``text``, without whitespace tokens."""
-    normalized = normalize(text)
+    return segment(normalize(text))
+
+
+def segment(normalized: str) -> list[str]:
+    """Jieba tokens of a text already normalized, without whitespace tokens."""
     if not normalized:
         return []
     return [w for w in _jieba().lcut(normalized) if w.strip()]
