@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,7 +20,8 @@ from zhengshu.kernel.audit import AuditEntry
 from zhengshu.kernel.authz import Principal, system_principal
 from zhengshu.kernel.errors import InvalidInput, PermissionDenied
 from zhengshu.modules.hotline import service
-from zhengshu.modules.hotline.dispatch import catalogue, suggest, training
+from zhengshu.modules.hotline.dispatch import catalogue, features, suggest, training
+from zhengshu.modules.hotline.dispatch.classifier import TextClassifier
 from zhengshu.modules.hotline.dispatch.models import TOWN, DispatchModel, DispatchSuggestion
 from zhengshu.modules.hotline.enums import Satisfaction, Urgency
 from zhengshu.modules.hotline.models import Order
@@ -432,3 +434,31 @@ def test_the_catalogue_form_refuses_a_bad_co_unit_instead_of_dropping_it(
     assert response.status_code == 400
     assert "单位选择无效" in response.text
     assert catalogue.live_rules(db) == []
+
+
+def test_retrain_learns_word_vectors_from_the_citys_orders_never_from_held_back_ones(
+    db: Session, config: HotlineConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(features, "MIN_DOCUMENTS", 20)  # the templated orders are few
+    fits: list[list[str]] = []
+    real_fit = training._fit
+
+    def spy(pairs: list[tuple[str, str]], unlabelled: list[str]) -> Any:
+        fits.append(unlabelled)
+        return real_fit(pairs, unlabelled)
+
+    monkeypatch.setattr(training, "_fit", spy)
+    _history(db, config, texts(LIGHTS, 24), URBAN, "urban")
+    _history(db, config, texts(WAGES, 24), LABOUR, "labour")
+    _register(db, config, "还没办结的工单：路灯又坏了，请维修。", smart=False)
+    report = training.retrain(db, ADMIN, min_orders=20, force=True)
+    assert report.outcome == "promoted", report.message
+    every = set(training.corpus(db))
+    assert len(every) == 49  # closed and open orders alike
+    held = {e.text for e in training.examples(db)[report.n_train - report.n_holdout :]}
+    candidate, promoted = fits[0], fits[2]
+    assert not held & set(candidate)  # the candidate's vectors never saw the held-back
+    assert set(promoted) == every
+    row = db.scalars(select(DispatchModel).where(DispatchModel.status == "active")).one()
+    model = TextClassifier.from_bytes(row.category_model or b"")
+    assert model.meta["n_word_vectors"] > 0

@@ -77,6 +77,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
 from zhengshu.kernel import clock
+from zhengshu.modules.hotline.dispatch import features
 from zhengshu.modules.hotline.dispatch.features import Lexicon, WordVectors, tree_from_rows
 from zhengshu.modules.hotline.dispatch.text import is_word, normalize, segment
 
@@ -381,7 +382,7 @@ class TextClassifier:
         others = [v for v in dict.fromkeys(_views(u) for u in unlabelled) if v[1] not in known]
         segmented: list[list[str]] | None = None
         self._vectors = None
-        if others:
+        if len(views) + len(others) >= features.MIN_DOCUMENTS and others:
             segmented = [segment(v[1]) for v in views]
             corpus = segmented + [segment(v[1]) for v in others]
             self._vectors = WordVectors.fit(corpus, seed=self.seed)

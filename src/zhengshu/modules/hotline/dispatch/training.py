@@ -7,6 +7,10 @@ need no separate bookkeeping: a return (退单) and re-dispatch (改派), or a c
 dispatcher changed, leave the order's final unit and category as the person decided, and
 that is what the next run learns.
 
+The texts of the city's recent orders, open ones included (up to ``CORPUS_MAX``), teach the
+models' word vectors (``features.WordVectors``) once there are enough of them; the
+candidate's vectors never see the held-back orders.
+
 A retrain holds back the most recent share of the history (by closing time), trains a
 candidate on the rest, and scores candidate and active model on the held-back orders.
 Only a candidate that scores better is promoted; it is then refitted on the whole
@@ -37,6 +41,7 @@ if TYPE_CHECKING:  # scikit-learn is imported when a model is trained, not at st
     from zhengshu.modules.hotline.dispatch.classifier import TextClassifier
 
 MIN_ORDERS = 40
+CORPUS_MAX = 20_000  # recent order texts the word vectors learn from
 HOLDOUT_SHARE = 0.2
 LOCAL_KINDS = {k.value for k in TOWN_LEVEL | VILLAGE_LEVEL}
 
@@ -90,13 +95,25 @@ def examples(session: Session) -> list[Example]:
     return found
 
 
-def _fit(pairs: list[tuple[str, str]]) -> TextClassifier | None:
+def corpus(session: Session) -> list[str]:
+    """Texts of the most recent orders (any state), for the word vectors."""
+    rows = session.execute(
+        select(Case.title, Order.content)
+        .join(Order, Order.id == Case.id)
+        .where(Case.case_type == "hotline")
+        .order_by(Case.created_at.desc())
+        .limit(CORPUS_MAX)
+    ).all()
+    return [f"{title}\n{content}" for title, content in rows]
+
+
+def _fit(pairs: list[tuple[str, str]], unlabelled: list[str]) -> TextClassifier | None:
     from zhengshu.modules.hotline.dispatch.classifier import TextClassifier
 
     if len({label for _, label in pairs}) < 2:
         return None
     return TextClassifier(self_training=False).fit(
-        [t for t, _ in pairs], [label for _, label in pairs]
+        [t for t, _ in pairs], [label for _, label in pairs], unlabelled=unlabelled
     )
 
 
@@ -137,9 +154,12 @@ def retrain(
         )
     cut = max(1, int(len(history) * (1 - holdout_share)))
     train, held = history[:cut], history[cut:]
+    texts = corpus(session)
+    held_texts = {e.text for e in held}
+    unseen = [t for t in texts if t not in held_texts]  # the candidate's vectors
     candidate = {
-        "category": _fit(_pairs(train, "category")),
-        "unit": _fit(_pairs(train, "unit")),
+        "category": _fit(_pairs(train, "category"), unseen),
+        "unit": _fit(_pairs(train, "unit"), unseen),
     }
     if candidate["category"] is None and candidate["unit"] is None:
         return RetrainReport("skipped", "训练数据中的类别和承办单位都少于两种")
@@ -183,7 +203,8 @@ def retrain(
     message = f"新模型 v{version} 未启用：留出集得分 {cand:.3f} 不高于原模型 {inc:.3f}"
     if promote:
         # The promoted model learns from everything, the recent orders included.
-        category, unit = _fit(_pairs(history, "category")), _fit(_pairs(history, "unit"))
+        category = _fit(_pairs(history, "category"), texts)
+        unit = _fit(_pairs(history, "unit"), texts)
         if incumbent_row is not None:
             incumbent_row.status = "retired"
         row.status, row.n_train, row.promoted_at = "active", len(history), now
