@@ -34,6 +34,7 @@ from zhengshu.kernel.settings import Settings
 from zhengshu.org import passwords, repository, service
 from zhengshu.org.auth import issue_login_token
 from zhengshu.org.models import Unit
+from zhengshu.org.roles import Role
 from zhengshu.org.seed import seed_demo
 
 # Cheap argon2 parameters for the suite: the production defaults cost ~0.3 s per hash,
@@ -206,6 +207,23 @@ def api(app: Any, db: Session, settings: Settings) -> Callable[[str], TestClient
         return test_client
 
     return make
+
+
+def partner_client(app: Any, db: Session, name: str = "110 平台") -> tuple[TestClient, Any]:
+    """A client with a new city-wide partner token (committed), and the token's row."""
+    plaintext, token = service.issue_partner_token(
+        db,
+        system_principal("测试"),
+        name=name,
+        kind="partner",
+        unit_id=unit_id(db, "441900000000"),
+        roles=[Role.PARTNER],
+    )
+    db.commit()
+    client = TestClient(
+        app, base_url="http://testserver", headers={"Authorization": f"Bearer {plaintext}"}
+    )
+    return client, token
 
 
 def unit_id(db: Session, code: str) -> uuid.UUID:

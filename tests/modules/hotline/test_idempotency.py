@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tests.conftest import PASSWORD, factory_for
+from tests.conftest import PASSWORD, factory_for, partner_client
 from zhengshu.app import create_app
 from zhengshu.casework.models import Case
 from zhengshu.kernel import clock, idempotency
@@ -29,9 +29,7 @@ from zhengshu.kernel.settings import Settings
 from zhengshu.modules.hotline import service
 from zhengshu.modules.hotline.schemas import OrderCreate
 from zhengshu.org import repository
-from zhengshu.org import service as org_service
 from zhengshu.org.auth import issue_login_token
-from zhengshu.org.roles import Role
 from zhengshu.org.seed import seed_demo
 from zhengshu.tasks import build_registry
 
@@ -122,18 +120,7 @@ def test_the_same_key_with_another_body_is_a_conflict(
 def test_callers_have_keys_of_their_own(
     db: Session, api: Api, app: Any, frozen: FrozenClock
 ) -> None:
-    plaintext, token = org_service.issue_partner_token(
-        db,
-        system_principal("测试"),
-        name="市民服务 App",
-        kind="partner",
-        unit_id=repository.unit_by_code(db, "441900000000").id,  # type: ignore[union-attr]
-        roles=[Role.PARTNER],
-    )
-    db.commit()
-    partner = TestClient(
-        app, base_url="http://testserver", headers={"Authorization": f"Bearer {plaintext}"}
-    )
+    partner, token = partner_client(app, db, "市民服务 App")
     mine = post(api("calltaker"), ORDER, "shared-key")
     theirs = post(partner, ORDER, "shared-key")
     assert (mine.status_code, theirs.status_code) == (201, 201)

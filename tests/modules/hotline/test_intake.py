@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import PASSWORD, actor, factory_for
+from tests.conftest import PASSWORD, actor, factory_for, partner_client
 from tests.web.helpers import get, login, post
 from zhengshu.casework.models import Case, CaseEvent
 from zhengshu.kernel import clock
@@ -31,7 +31,6 @@ from zhengshu.modules.hotline.models import IntakeReceipt, Order
 from zhengshu.modules.hotline.service import HotlineConfig
 from zhengshu.org import repository
 from zhengshu.org import service as org_service
-from zhengshu.org.roles import Role
 from zhengshu.org.seed import seed_demo
 
 Api = Callable[[str], TestClient]
@@ -229,18 +228,7 @@ def test_a_partner_push_on_the_fast_lane_is_the_partners_order(
     config: HotlineConfig,
     frozen: FrozenClock,
 ) -> None:
-    plaintext, token = org_service.issue_partner_token(
-        db,
-        system_principal("测试"),
-        name="110 平台",
-        kind="partner",
-        unit_id=repository.unit_by_code(db, "441900000000").id,  # type: ignore[union-attr]
-        roles=[Role.PARTNER],
-    )
-    db.commit()
-    partner = TestClient(
-        app, base_url="http://testserver", headers={"Authorization": f"Bearer {plaintext}"}
-    )
+    partner, token = partner_client(app, db, "110 平台")
     receipt = accept(partner, {**ORDER, "channel": "police_110"}, "110-0001").json()
     intake.drain(factory, config)
     done = partner.get(receipt["url"]).json()
@@ -457,18 +445,7 @@ def test_a_call_taker_registers_a_failed_receipt_by_hand(
     config: HotlineConfig,
     frozen: FrozenClock,
 ) -> None:
-    plaintext, token = org_service.issue_partner_token(
-        db,
-        system_principal("测试"),
-        name="110 平台",
-        kind="partner",
-        unit_id=repository.unit_by_code(db, "441900000000").id,  # type: ignore[union-attr]
-        roles=[Role.PARTNER],
-    )
-    db.commit()
-    partner = TestClient(
-        app, base_url="http://testserver", headers={"Authorization": f"Bearer {plaintext}"}
-    )
+    partner, token = partner_client(app, db, "110 平台")
     pushed = {**ORDER, "channel": "police_110", "title": "楼道充电", "external_ref": "J-0042"}
     receipt = accept(partner, pushed, "110-hand").json()
     fail(db, receipt["id"])
