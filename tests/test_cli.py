@@ -6,6 +6,7 @@ import json
 import re
 import stat
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner, Result
 
+from tests.conftest import actor as conftest_actor
 from tests.conftest import factory_for
 from zhengshu import __version__
 from zhengshu.cli import app
@@ -22,8 +24,13 @@ from zhengshu.kernel.audit import AuditEntry
 from zhengshu.kernel.authz import system_principal
 from zhengshu.kernel.calendar import WorkCalendar
 from zhengshu.kernel.calendar_store import CalendarYear
-from zhengshu.kernel.db import make_engine
+from zhengshu.kernel.db import make_engine, transaction
 from zhengshu.kernel.settings import Settings
+from zhengshu.modules.hotline import service as hotline
+from zhengshu.modules.hotline.reports import facts
+from zhengshu.modules.hotline.reports.models import OrderFact, OrderFactDaily
+from zhengshu.modules.hotline.schemas import OrderCreate
+from zhengshu.modules.hotline.service import HotlineConfig
 from zhengshu.org import passwords, repository, service
 from zhengshu.org.models import ApiToken, Person
 from zhengshu.org.seed import DEMO_PEOPLE, demo_units_csv
@@ -569,3 +576,54 @@ def test_serve_keeps_or_drops_the_access_log_as_configured(
         assert result.exit_code == 0, result.output
     assert [kw["access_log"] for kw in seen] == [expected, expected]
     assert seen[1]["workers"] == 2
+
+
+def test_reports_rebuild_recomputes_every_fact_and_rollup(
+    seeded: Result, cli: Cli, factory: sessionmaker[Session], fresh_database: Settings
+) -> None:
+    config = HotlineConfig.from_settings(fresh_database)
+    with transaction(factory) as session:
+        calltaker = conftest_actor(session, "calltaker")
+        for n in range(3):
+            hotline.register_order(
+                session,
+                calltaker,
+                config=config,
+                data=OrderCreate(
+                    requester_name="陈先生",
+                    requester_phone=f"1380013800{n}",
+                    content=f"路灯不亮（{n}）。",
+                    category="urban",
+                ),
+                smart=False,
+            )
+    with transaction(factory) as session:
+        assert facts.refresh(session).cases == 3
+    # Facts gone stale as after a change of what they mean, one lost, a stray rollup day.
+    with transaction(factory) as session:
+        rows = list(session.scalars(select(OrderFact).order_by(OrderFact.case_id)))
+        rows[0].dispatched = True
+        session.delete(rows[1])
+        stray = session.scalars(select(OrderFactDaily)).first()
+        assert stray is not None
+        session.add(
+            OrderFactDaily(
+                **{
+                    c.key: getattr(stray, c.key)
+                    for c in OrderFactDaily.__table__.columns
+                    if c.key not in ("id", "day")
+                },
+                day=stray.day - timedelta(days=400),
+            )
+        )
+    result = cli("reports", "rebuild", "--batch", "2")
+    assert result.exit_code == 0, result.output
+    assert "已重算 2/3 件工单" in result.stderr
+    assert "完成：3 件工单" in result.stdout
+    with transaction(factory, write=False) as session:
+        repaired = list(session.scalars(select(OrderFact)))
+        assert len(repaired) == 3
+        assert not any(f.dispatched for f in repaired)
+        days = list(session.scalars(select(OrderFactDaily.day).distinct()))
+        assert days == [stray.day]
+        assert session.scalar(select(func.sum(OrderFactDaily.orders))) == 3

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import threading
+import time
 import unicodedata
 from datetime import date
 from pathlib import Path
@@ -46,6 +47,7 @@ audit_app = typer.Typer(help="审计日志 / audit log", no_args_is_help=True)
 calendar_app = typer.Typer(help="工作日历 / working-day calendar", no_args_is_help=True)
 units_app = typer.Typer(help="组织机构 / org tree", no_args_is_help=True)
 token_app = typer.Typer(help="接口令牌 / API tokens", no_args_is_help=True)
+reports_app = typer.Typer(help="报表 / reports", no_args_is_help=True)
 for sub, name in [
     (db_app, "db"),
     (seed_app, "seed"),
@@ -54,6 +56,7 @@ for sub, name in [
     (calendar_app, "calendar"),
     (units_app, "units"),
     (token_app, "token"),
+    (reports_app, "reports"),
 ]:
     app.add_typer(sub, name=name)
 app.add_typer(dispatch_app, name="dispatch")
@@ -497,6 +500,33 @@ def token_create(
     except DomainError as exc:
         _fail(exc)
     typer.echo(plaintext)
+
+
+# --- reports ------------------------------------------------------------------------------
+
+
+@reports_app.command("rebuild")
+def reports_rebuild(
+    batch: Annotated[int, typer.Option("--batch", min=1, help="每批重算的工单数")] = 2000,
+    data_dir: DataDir = None,
+) -> None:
+    """重算全部工单的报表事实与日汇总（如修改了 kpis.yaml 的满意口径之后）/ recompute
+    every order's report facts and daily rollups."""
+    from zhengshu.modules.hotline.reports import facts, kpi
+
+    settings = _settings(data_dir)
+    kpi.use_city_file(settings.data_dir / "kpis.yaml")  # what the facts mean in this city
+    started = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        typer.echo(f"已重算 {done}/{total} 件工单 / recomputed {done} of {total}", err=True)
+
+    report = facts.rebuild(_factory(settings), batch=batch, progress=progress)
+    seconds = time.perf_counter() - started
+    typer.echo(
+        f"完成：{report.cases} 件工单，{report.days} 个日汇总，用时 {seconds:.1f} 秒"
+        f" / done: {report.cases} orders, {report.days} days, {seconds:.1f} s"
+    )
 
 
 # --- backup and restore ------------------------------------------------------------------

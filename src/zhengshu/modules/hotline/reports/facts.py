@@ -43,17 +43,18 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Integer, Table, cast, delete, func, insert, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from zhengshu.casework.models import Case, CaseEvent
 from zhengshu.kernel import clock
 from zhengshu.kernel.calendar import SHANGHAI
+from zhengshu.kernel.db import transaction
 from zhengshu.modules.hotline.models import Order
 from zhengshu.modules.hotline.reports import kpi
 from zhengshu.modules.hotline.reports.models import (
@@ -220,9 +221,9 @@ def refresh(
 
     ``since``: look at cases updated after it (default: the stored watermark less
     ``OVERLAP``); ``case_ids``: exactly these orders; ``full``: every order whose fact is
-    missing or stale, whatever its age (after a change of ``satisfied_levels`` delete the
-    facts first). At most ``batch`` orders per call; ``more`` says whether to call again.
-    Never commits (the job does)."""
+    missing or stale, whatever its age (after a change of ``satisfied_levels``: ``rebuild``,
+    ``zhengshu reports rebuild``). At most ``batch`` orders per call; ``more`` says whether
+    to call again. Never commits (the job does)."""
     if case_ids is not None:
         ids = list(dict.fromkeys(case_ids))
         more = False
@@ -296,6 +297,52 @@ def rebuild_days(session: Session, days: Iterable[date]) -> None:
         session.execute(
             insert(daily).from_select([*dimensions, "orders", *FLAGS, *DURATIONS], source)
         )
+
+
+def rebuild(
+    factory: sessionmaker[Session],
+    *,
+    batch: int = BATCH,
+    progress: Callable[[int, int], None] | None = None,
+) -> RefreshReport:
+    """Recompute every order's fact, then every rollup day touched, from scratch: after
+    a change of what the facts mean (``satisfied_levels`` in a city's ``kpis.yaml``), or
+    to repair them. Facts are rewritten in batches of ``batch`` orders, each committed on
+    its own (an interrupted rebuild is simply run again); the days are rebuilt once, at
+    the end. ``progress(done, total)`` after each batch."""
+    with transaction(factory, write=False) as session:
+        total = int(
+            session.execute(
+                select(func.count()).select_from(Case).where(Case.case_type == CASE_TYPE)
+            ).scalar_one()
+        )
+    days: set[date] = set()
+    done = 0
+    after: uuid.UUID | None = None
+    while True:
+        with transaction(factory) as session:
+            query = (
+                select(Case.id)
+                .join(Order, Order.id == Case.id)
+                .where(Case.case_type == CASE_TYPE)
+                .order_by(Case.id)
+                .limit(batch)
+            )
+            if after is not None:
+                query = query.where(Case.id > after)
+            ids = list(session.execute(query).scalars())
+            if not ids:
+                break
+            days |= _recompute(session, ids)
+        done += len(ids)
+        after = ids[-1]
+        if progress is not None:
+            progress(done, total)
+    with transaction(factory) as session:
+        # Rollup rows of days no order belongs to any more go too.
+        days |= set(session.execute(select(OrderFactDaily.day).distinct()).scalars())
+        rebuild_days(session, days)
+    return RefreshReport(done, len(days), False)
 
 
 def refresh_job(session: Session) -> None:
