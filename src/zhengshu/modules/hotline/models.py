@@ -67,13 +67,15 @@ class Attachment(Base):
 
 
 class Notification(Base):
-    """A message to the requester (SMS by default) at registration, reply and callback,
-    sent after commit by a pluggable sender; the log sender only records it."""
+    """A message (SMS by default) to the requester at registration, reply and callback, or
+    to staff when an early warning is raised, sent after commit by a pluggable sender; the
+    log sender only records it. ``case_id``: the order it is about (none for a warning
+    that has no order, such as a spike)."""
 
     __tablename__ = "notifications"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    case_id: Mapped[uuid.UUID] = mapped_column(
+    case_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("cases.id", ondelete="CASCADE"), index=True
     )
     channel: Mapped[str] = mapped_column(String(20))

@@ -17,7 +17,8 @@ from zhengshu.kernel.settings import Settings
 from zhengshu.modules.hotline.insight import alerts
 from zhengshu.modules.hotline.insight.alert_models import Alert, AlertRecipient
 from zhengshu.modules.hotline.insight.alert_scan import scan_spikes
-from zhengshu.modules.hotline.models import Order
+from zhengshu.modules.hotline.models import Notification, Order
+from zhengshu.org import repository
 from zhengshu.tasks import build_registry
 
 LOCAL = ZoneInfo("Asia/Shanghai")
@@ -97,6 +98,10 @@ def no_spikes(db: Session) -> None:
 
 
 def test_a_burst_after_quiet_weeks_raises_one_warning(db: Session, no_spikes: None) -> None:
+    supervisor = repository.person_by_username(db, "supervisor")
+    assert supervisor is not None
+    supervisor.phone = "13912345678"
+    db.flush()
     _quiet(db, until=NOW)
     _burst(db, NOW - timedelta(minutes=59), 40, timedelta(minutes=1.5))
     result = scan_spikes(db, NOW)
@@ -127,10 +132,19 @@ def test_a_burst_after_quiet_weeks_raises_one_warning(db: Session, no_spikes: No
     linked = alerts.linked_orders(db, alert)
     assert len(linked) == 40
     assert all("噪音" in o.title for o in linked)
-    # delivered city-wide (supervisor, leader); no order to hang an SMS on
-    rows = alerts.recipients(db, alert.id)
-    assert sorted(r.role for r in rows) == ["leader", "supervisor"]
-    assert {r.sms_status for r in rows} == {"none"}
+    # delivered city-wide (supervisor, leader); a level-2 spike is texted to each mobile
+    rows = {r.role: r for r in alerts.recipients(db, alert.id)}
+    assert sorted(rows) == ["leader", "supervisor"]
+    assert rows["leader"].sms_status == "none"  # no mobile on record
+    assert rows["supervisor"].sms_status == "queued"
+    sms = db.get(Notification, rows["supervisor"].notification_id)
+    assert sms is not None
+    assert sms.case_id is None  # about no one order
+    assert sms.recipient == "13912345678"
+    assert sms.body.startswith("【东莞12345】舆情预警（预警）：话务突增")
+    assert alerts.texted(alert)
+    alert.level = 1
+    assert not alerts.texted(alert)  # a level-1 spike stays on the page
 
 
 def test_the_next_scans_of_the_same_burst_raise_nothing_new(db: Session, no_spikes: None) -> None:

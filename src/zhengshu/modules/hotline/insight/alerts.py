@@ -4,7 +4,7 @@ A warning is raised by the spike scan (``alert_scan.scan_spikes``) or by the ext
 scan at intake (``alert_scan.on_intake``); both go through ``raise_alert``, which is
 idempotent on the warning's ``dedupe_key`` (the same burst or the same order never raises
 twice) and delivers it to the duty supervisors and leaders (a row per person, and an SMS
-where one can be queued).
+to each mobile for an extreme event or a spike of level 2 or above: ``texted``).
 
 Lifecycle::
 
@@ -101,6 +101,7 @@ FORWARD_MAX_ATTEMPTS = 8
 # The SMS to staff travels as the requester's messages do (``notify``'s table and job);
 # the name is spelt out because ``insight`` sits below ``notify`` in the layers.
 NOTIFY_JOB = "hotline.notify"
+SMS_MIN_LEVEL = 2  # spikes at this level or above are texted to the recipients
 MOBILE_PREFIX = ("13", "14", "15", "16", "17", "18", "19")
 
 QUEUED, DELIVERED, FAILED, NO_ENDPOINT = "queued", "delivered", "failed", "no_endpoint"
@@ -224,15 +225,23 @@ def recipients_for(session: Session, town_path: str | None) -> list[tuple[Person
     return list(chosen.values())
 
 
+def texted(alert: Alert) -> bool:
+    """Whether a warning is worth an SMS to each recipient: one about an order (an extreme
+    event at intake), or a spike of level ``SMS_MIN_LEVEL`` or above (a level-1 spike is
+    on the page and in the list, not on anyone's phone at night)."""
+    return alert.case_id is not None or alert.level >= SMS_MIN_LEVEL
+
+
 def deliver(session: Session, alert: Alert, *, city: str = "") -> list[AlertRecipient]:
-    """A delivery row per recipient; an SMS to each mobile where the warning has an order
-    to hang it on (``notifications`` belong to an order)."""
+    """A delivery row per recipient; an SMS to each mobile when the warning is
+    ``texted``."""
     now = clock.now()
     out = []
+    sms = texted(alert)
     for person, role in recipients_for(session, alert.town_path):
         notification_id = None
         phone = (person.phone or "").strip()
-        if alert.case_id is not None and _is_mobile(phone):
+        if sms and _is_mobile(phone):
             notification_id = uuid.uuid4()
             session.add(
                 Notification(
