@@ -16,6 +16,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,10 @@ from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from zhengshu.app import create_app
-from zhengshu.kernel import migrate
+from zhengshu.kernel import clock, migrate
 from zhengshu.kernel.audit import AUDIT_KEY
 from zhengshu.kernel.authz import Principal, system_principal
+from zhengshu.kernel.clock import FrozenClock
 from zhengshu.kernel.db import make_engine
 from zhengshu.kernel.settings import Settings
 from zhengshu.org import passwords, repository, service
@@ -207,6 +209,15 @@ def api(app: Any, db: Session, settings: Settings) -> Callable[[str], TestClient
         return test_client
 
     return make
+
+
+def frozen_at(moment: datetime) -> Iterator[FrozenClock]:
+    """The clock stopped at ``moment`` for a test (``yield from frozen_at(START)`` in a
+    fixture), the real one put back after."""
+    fixed = FrozenClock(moment)
+    previous = clock.use_clock(fixed)
+    yield fixed
+    clock.use_clock(previous)
 
 
 def partner_client(app: Any, db: Session, name: str = "110 平台") -> tuple[TestClient, Any]:

@@ -13,9 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import PASSWORD, unit_id
+from tests.conftest import PASSWORD, frozen_at, unit_id
 from zhengshu.app import UPLOAD_LIMITS, body_limit, create_app
-from zhengshu.kernel import clock
 from zhengshu.kernel.audit import AuditEntry
 from zhengshu.kernel.authz import system_principal
 from zhengshu.kernel.clock import FrozenClock
@@ -41,10 +40,7 @@ MakeClient = Callable[..., TestClient]
 
 @pytest.fixture
 def frozen() -> Iterator[FrozenClock]:
-    fixed = FrozenClock(START)
-    previous = clock.use_clock(fixed)
-    yield fixed
-    clock.use_clock(previous)
+    yield from frozen_at(START)
 
 
 @pytest.fixture

@@ -18,10 +18,9 @@ from openpyxl import Workbook
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tests.conftest import unit_id
+from tests.conftest import frozen_at, unit_id
 from tests.web.helpers import login
 from zhengshu.casework.models import CaseEvent
-from zhengshu.kernel import clock
 from zhengshu.kernel.audit import AuditEntry
 from zhengshu.kernel.clock import FrozenClock
 from zhengshu.kernel.settings import Settings
@@ -55,10 +54,7 @@ HTML = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></bod
 
 @pytest.fixture
 def frozen() -> Iterator[FrozenClock]:
-    fixed = FrozenClock(START)
-    previous = clock.use_clock(fixed)
-    yield fixed
-    clock.use_clock(previous)
+    yield from frozen_at(START)
 
 
 @pytest.fixture

@@ -18,9 +18,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import unit_id
+from tests.conftest import frozen_at, unit_id
 from zhengshu.casework.models import Case, CaseEvent
-from zhengshu.kernel import clock
 from zhengshu.kernel.audit import AuditEntry
 from zhengshu.kernel.authz import system_principal
 from zhengshu.kernel.clock import FrozenClock
@@ -60,10 +59,7 @@ NOTE_110 = (
 
 @pytest.fixture
 def frozen() -> Iterator[FrozenClock]:
-    fixed = FrozenClock(START)
-    previous = clock.use_clock(fixed)
-    yield fixed
-    clock.use_clock(previous)
+    yield from frozen_at(START)
 
 
 @pytest.fixture

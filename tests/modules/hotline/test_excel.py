@@ -13,9 +13,8 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.conftest import unit_id
+from tests.conftest import frozen_at, unit_id
 from tests.web.helpers import login
-from zhengshu.kernel import clock
 from zhengshu.kernel.audit import AuditEntry
 from zhengshu.kernel.clock import FrozenClock
 from zhengshu.modules.hotline import excel
@@ -49,10 +48,7 @@ HEADER = [
 
 @pytest.fixture
 def frozen() -> Iterator[FrozenClock]:
-    fixed = FrozenClock(START)
-    previous = clock.use_clock(fixed)
-    yield fixed
-    clock.use_clock(previous)
+    yield from frozen_at(START)
 
 
 def register(api: Api, **overrides: object) -> dict[str, Any]:

@@ -10,8 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.conftest import unit_id
-from zhengshu.kernel import clock
+from tests.conftest import frozen_at, unit_id
 from zhengshu.kernel.audit import AuditEntry
 from zhengshu.kernel.clock import FrozenClock
 
@@ -23,10 +22,7 @@ START = datetime(2026, 9, 30, 1, 0, tzinfo=UTC)
 
 @pytest.fixture
 def frozen() -> FrozenClock:
-    fixed = FrozenClock(START)
-    previous = clock.use_clock(fixed)
-    yield fixed
-    clock.use_clock(previous)
+    yield from frozen_at(START)
 
 
 def new_order(api: Api, **overrides: object) -> dict:

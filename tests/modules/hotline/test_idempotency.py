@@ -16,10 +16,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tests.conftest import PASSWORD, factory_for, partner_client
+from tests.conftest import PASSWORD, factory_for, frozen_at, partner_client
 from zhengshu.app import create_app
 from zhengshu.casework.models import Case
-from zhengshu.kernel import clock, idempotency
+from zhengshu.kernel import idempotency
 from zhengshu.kernel.authz import system_principal
 from zhengshu.kernel.clock import FrozenClock
 from zhengshu.kernel.db import make_engine, open_session, transaction
@@ -48,10 +48,7 @@ ORDER = {
 
 @pytest.fixture
 def frozen() -> Iterator[FrozenClock]:
-    fixed = FrozenClock(START)
-    previous = clock.use_clock(fixed)
-    yield fixed
-    clock.use_clock(previous)
+    yield from frozen_at(START)
 
 
 def post(client: TestClient, body: dict[str, Any], key: str | bytes | None) -> Any:

@@ -18,9 +18,9 @@ from openpyxl import Workbook
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.conftest import frozen_at
 from tests.web.helpers import Page, login
 from zhengshu.casework.models import Case, CaseEvent
-from zhengshu.kernel import clock
 from zhengshu.kernel.audit import AuditEntry
 from zhengshu.kernel.clock import FrozenClock
 from zhengshu.kernel.jobs import Job, run_due_jobs
@@ -69,10 +69,7 @@ ROWS = [
 
 @pytest.fixture
 def frozen() -> Iterator[FrozenClock]:
-    fixed = FrozenClock(START)
-    previous = clock.use_clock(fixed)
-    yield fixed
-    clock.use_clock(previous)
+    yield from frozen_at(START)
 
 
 def csv_bytes(rows: list[list[str]], header: list[str] = COLUMNS) -> bytes:

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import PASSWORD, actor, factory_for, partner_client
+from tests.conftest import PASSWORD, actor, factory_for, frozen_at, partner_client
 from tests.web.helpers import get, login, post
 from zhengshu.casework.models import Case, CaseEvent
 from zhengshu.kernel import clock
@@ -49,10 +49,7 @@ ORDER = {
 
 @pytest.fixture
 def frozen() -> Iterator[FrozenClock]:
-    fixed = FrozenClock(START)
-    previous = clock.use_clock(fixed)
-    yield fixed
-    clock.use_clock(previous)
+    yield from frozen_at(START)
 
 
 @pytest.fixture

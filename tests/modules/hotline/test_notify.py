@@ -14,8 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import unit_id
-from zhengshu.kernel import clock
+from tests.conftest import frozen_at, unit_id
 from zhengshu.kernel.clock import FrozenClock
 from zhengshu.kernel.jobs import Job, JobStatus, run_due_jobs
 from zhengshu.kernel.settings import Settings
@@ -38,10 +37,7 @@ REWORKED = "【东莞12345】您的工单GD20260930000001经回访已交承办�
 
 @pytest.fixture
 def frozen() -> Iterator[FrozenClock]:
-    fixed = FrozenClock(START)
-    previous = clock.use_clock(fixed)
-    yield fixed
-    clock.use_clock(previous)
+    yield from frozen_at(START)
 
 
 class Gateway:

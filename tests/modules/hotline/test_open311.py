@@ -19,9 +19,8 @@ from httpx import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tests.conftest import unit_id
+from tests.conftest import frozen_at, unit_id
 from zhengshu.casework.models import Case, CaseEvent
-from zhengshu.kernel import clock
 from zhengshu.kernel.authz import system_principal
 from zhengshu.kernel.clock import FrozenClock
 from zhengshu.modules.hotline.catalogue import categories
@@ -45,10 +44,7 @@ DATE_FIELDS = ("requested_datetime", "updated_datetime", "expected_datetime")
 
 @pytest.fixture
 def frozen() -> Iterator[FrozenClock]:
-    fixed = FrozenClock(START)
-    previous = clock.use_clock(fixed)
-    yield fixed
-    clock.use_clock(previous)
+    yield from frozen_at(START)
 
 
 @pytest.fixture(scope="module")

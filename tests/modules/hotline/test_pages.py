@@ -21,11 +21,10 @@ from httpx import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tests.conftest import QueryCounter, unit_id
+from tests.conftest import QueryCounter, frozen_at, unit_id
 from tests.web.helpers import Node, Page, full_title, get, login, post
 from zhengshu.casework import engine
 from zhengshu.casework.models import Case
-from zhengshu.kernel import clock
 from zhengshu.kernel.audit import AuditEntry
 from zhengshu.kernel.authz import Principal
 from zhengshu.kernel.clock import FrozenClock
@@ -50,10 +49,7 @@ REPLY = "已联系物业清理楼道，设置集中充电点。"
 
 @pytest.fixture(autouse=True)
 def frozen() -> Iterator[FrozenClock]:
-    fixed = FrozenClock(START)
-    previous = clock.use_clock(fixed)
-    yield fixed
-    clock.use_clock(previous)
+    yield from frozen_at(START)
 
 
 # --- helpers ---------------------------------------------------------------------------

@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.conftest import frozen_at
 from tests.modules.hotline.test_transitions import DONGCHENG, Api, Desk
 from zhengshu.casework.engine import SweepReport, sweep
 from zhengshu.casework.models import Case, CaseEvent, Supervision
-from zhengshu.kernel import clock
 from zhengshu.kernel.audit import AuditEntry
 from zhengshu.kernel.authz import system_principal
 from zhengshu.kernel.calendar import SHANGHAI, WorkCalendar
@@ -36,10 +36,7 @@ def bj(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datet
 
 @pytest.fixture
 def frozen() -> Iterator[FrozenClock]:
-    fixed = FrozenClock(bj(2026, 9, 30, 9, 0))
-    previous = clock.use_clock(fixed)
-    yield fixed
-    clock.use_clock(previous)
+    yield from frozen_at(bj(2026, 9, 30, 9, 0))
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.orm import Session
 
+from tests.conftest import frozen_at
 from tests.modules.hotline.test_transitions import DONGCHENG, GANGBEI, Api, Desk
 from zhengshu.casework.models import Case
-from zhengshu.kernel import clock
 from zhengshu.kernel.authz import system_principal
 from zhengshu.kernel.calendar import SHANGHAI, WorkCalendar, parse_schedule
 from zhengshu.kernel.calendar_store import import_schedule
@@ -39,10 +39,7 @@ def z(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> str:
 
 @pytest.fixture
 def frozen() -> Iterator[FrozenClock]:
-    fixed = FrozenClock(bj(2026, 9, 30, 9, 0))  # Wednesday
-    previous = clock.use_clock(fixed)
-    yield fixed
-    clock.use_clock(previous)
+    yield from frozen_at(bj(2026, 9, 30, 9, 0))  # Wednesday
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tests.conftest import unit_id
+from tests.conftest import frozen_at, unit_id
 from zhengshu.casework.definitions import load_workflow
 from zhengshu.casework.models import Case, CaseEvent, Supervision
 from zhengshu.kernel import clock
@@ -49,10 +49,7 @@ UNIT_PEOPLE = {"dc.handler", "dc.leader", "sj.handler", "zjj.handler"}
 
 @pytest.fixture
 def frozen() -> Iterator[FrozenClock]:
-    fixed = FrozenClock(START)
-    previous = clock.use_clock(fixed)
-    yield fixed
-    clock.use_clock(previous)
+    yield from frozen_at(START)
 
 
 @dataclass

@@ -12,10 +12,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.conftest import actor
+from tests.conftest import actor, frozen_at
 from tests.modules.hotline.insight.test_issues import DONGCHENG, NOW, SHIJIE, add_order
 from tests.web.helpers import get, login, post
-from zhengshu.kernel import clock
 from zhengshu.kernel.audit import AuditEntry
 from zhengshu.kernel.clock import FrozenClock
 from zhengshu.kernel.errors import Conflict, InvalidInput, PermissionDenied
@@ -31,10 +30,7 @@ VENDORS = "占道经营"
 
 @pytest.fixture(autouse=True)
 def frozen() -> Iterator[FrozenClock]:
-    fixed = FrozenClock(NOW)  # 30 September 2026, 09:00 Beijing time: judged month 2026-08
-    previous = clock.use_clock(fixed)
-    yield fixed
-    clock.use_clock(previous)
+    yield from frozen_at(NOW)  # 30 September 2026, 09:00 Beijing time: judged month 2026-08
 
 
 def utc(*args: int) -> datetime:

@@ -11,11 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.conftest import actor, unit_id
+from tests.conftest import actor, frozen_at, unit_id
 from tests.modules.hotline.insight.test_issues import DONGCHENG, NOW, build, by_orders
 from tests.web.helpers import get, login, post
 from zhengshu.casework.models import Case, CaseEvent, Supervision
-from zhengshu.kernel import clock
 from zhengshu.kernel.audit import AuditEntry
 from zhengshu.kernel.clock import FrozenClock
 from zhengshu.kernel.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -32,10 +31,7 @@ Api = Callable[[str], TestClient]
 
 @pytest.fixture(autouse=True)
 def frozen() -> Iterator[FrozenClock]:
-    fixed = FrozenClock(NOW)
-    previous = clock.use_clock(fixed)
-    yield fixed
-    clock.use_clock(previous)
+    yield from frozen_at(NOW)
 
 
 def world(db: Session, settings: Settings) -> dict[str, list[uuid.UUID]]:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Integer, cast, func, select
 from sqlalchemy.orm import Session
 
-from tests.conftest import actor, unit_id
+from tests.conftest import actor, frozen_at, unit_id
 from zhengshu.kernel import clock
 from zhengshu.kernel.calendar import SHANGHAI
 from zhengshu.kernel.clock import FrozenClock
@@ -34,10 +34,7 @@ HOUSING = "D001"
 
 @pytest.fixture
 def frozen() -> Iterator[FrozenClock]:
-    fixed = FrozenClock(datetime(2026, 11, 2, 9, 0, tzinfo=SHANGHAI))
-    previous = clock.use_clock(fixed)
-    yield fixed
-    clock.use_clock(previous)
+    yield from frozen_at(datetime(2026, 11, 2, 9, 0, tzinfo=SHANGHAI))
 
 
 def register(db: Session, settings: Settings, **fields: object) -> tuple[object, object]:

@@ -16,10 +16,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.conftest import actor, unit_id
+from tests.conftest import actor, frozen_at, unit_id
 from tests.web.helpers import login
 from zhengshu.casework.models import CaseEvent
-from zhengshu.kernel import clock
 from zhengshu.kernel.calendar import SHANGHAI
 from zhengshu.kernel.clock import FrozenClock
 from zhengshu.kernel.errors import InvalidInput, PermissionDenied
@@ -45,10 +44,7 @@ def bj(month: int, day: int, hour: int, minute: int = 0) -> datetime:
 
 @pytest.fixture
 def frozen() -> Iterator[FrozenClock]:
-    fixed = FrozenClock(bj(10, 31, 9))
-    previous = clock.use_clock(fixed)
-    yield fixed
-    clock.use_clock(previous)
+    yield from frozen_at(bj(10, 31, 9))
 
 
 @dataclass

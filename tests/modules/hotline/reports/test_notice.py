@@ -35,11 +35,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from tests.conftest import actor, unit_id
+from tests.conftest import actor, frozen_at, unit_id
 from tests.modules.hotline.test_transitions import DONGCHENG, SHIJIE, Api, Desk
 from tests.web.helpers import login
 from zhengshu.casework.engine import sweep
-from zhengshu.kernel import clock
 from zhengshu.kernel.authz import system_principal
 from zhengshu.kernel.calendar import SHANGHAI, WorkCalendar
 from zhengshu.kernel.clock import FrozenClock
@@ -354,10 +353,7 @@ def test_without_a_chinese_font_the_pdf_is_refused(monkeypatch: pytest.MonkeyPat
 
 @pytest.fixture
 def frozen() -> Iterator[FrozenClock]:
-    fixed = FrozenClock(bj(2026, 10, 28, 9))
-    previous = clock.use_clock(fixed)
-    yield fixed
-    clock.use_clock(previous)
+    yield from frozen_at(bj(2026, 10, 28, 9))
 
 
 @dataclass
