@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import unquote
 
@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import PASSWORD, actor, factory_for, frozen_at, partner_client
+from tests.modules.hotline.test_idempotency import ORDER, ORDERS, START
 from tests.web.helpers import get, login, post
 from zhengshu.casework.models import Case, CaseEvent
 from zhengshu.kernel import clock
@@ -35,16 +36,7 @@ from zhengshu.org.seed import seed_demo
 
 Api = Callable[[str], TestClient]
 
-START = datetime(2026, 9, 30, 1, 0, tzinfo=UTC)
-ORDERS = "/api/v1/orders"
 ASYNC = {"Prefer": "respond-async"}
-ORDER = {
-    "requester_name": "陈先生",
-    "requester_phone": "13800138000",
-    "content": "小区电动车在楼道充电，存在消防隐患。",
-    "request_type": "complaint",
-    "category": "urban",
-}
 
 
 @pytest.fixture
@@ -529,9 +521,9 @@ def test_a_failed_receipt_whose_key_made_an_order_meanwhile_is_not_registered_tw
     plain = api("calltaker").post(ORDERS, json=ORDER, headers={"Idempotency-Key": "k-both"})
     assert plain.status_code == 201
     data = intake.OrderCreate.model_validate(ORDER)
-    order_id, number, created = intake.register_by_hand(
-        db, actor(db, "calltaker"), config, uuid.UUID(receipt["id"]), data
-    )
+    calltaker = actor(db, "calltaker")
+    failed = intake.failed_receipt(db, calltaker, uuid.UUID(receipt["id"]))
+    order_id, number, created = intake.register_by_hand(db, calltaker, config, failed, data)
     db.commit()
     assert (str(order_id), number, created) == (plain.json()["id"], plain.json()["number"], False)
     assert cases(db) == 1

@@ -274,7 +274,12 @@ def register_receipt(session: Session, config: HotlineConfig, receipt: IntakeRec
 
 def _waited(receipt: IntakeReceipt) -> str:
     """How long the receipt waited for registration, in words."""
-    seconds = max(0, int((clock.now() - receipt.received_at).total_seconds()))
+    return wait_words((clock.now() - receipt.received_at).total_seconds())
+
+
+def wait_words(seconds: float) -> str:
+    """A wait in words: seconds under two minutes, minutes under two hours, else hours."""
+    seconds = max(0, int(seconds))
     if seconds < 120:
         return f"{seconds} 秒"
     if seconds < 7200:
@@ -448,16 +453,16 @@ def register_by_hand(
     session: Session,
     actor: Principal,
     config: HotlineConfig,
-    receipt_id: uuid.UUID,
+    receipt: IntakeReceipt,
     data: OrderCreate,
 ) -> tuple[uuid.UUID, str, bool]:
-    """A call-taker registers a failed receipt's request, as they corrected it: the order
+    """A call-taker registers a failed receipt's request (``receipt`` as ``failed_receipt``
+    gave it, locked in this transaction), as they corrected it: the order
     is theirs (受理 by them), its clocks run from the receipt's acceptance, the partner
     that sent it still sees it, and the sender's idempotency key now answers with it (a
     retry on either lane finds this order). Returns (order id, number, whether this call
     registered it: False when the key had made an order on the normal lane meanwhile)."""
     actor.require("hotline:order:register")
-    receipt = _take_failed(session, receipt_id)
     sender = Principal.from_record(receipt.actor)
     guard = idempotency.guard(
         session, sender, receipt.key, method="POST", path=ORDERS_PATH, payload=receipt.body

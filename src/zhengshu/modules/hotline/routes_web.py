@@ -578,7 +578,7 @@ async def intake_submit(
             receipt=receipt,
         )
     if receipt is not None:
-        order_id, number, created = intake.register_by_hand(db, actor, config, receipt.id, data)
+        order_id, number, created = intake.register_by_hand(db, actor, config, receipt, data)
         if not created:
             return _flash(
                 f"/hotline/orders/{order_id}", f"该诉求已由对接系统重新提交并登记为 {number}"
@@ -625,13 +625,15 @@ def intake_receipts_page(request: Request, db: DB, actor: PageActor) -> Response
     or to send back to the queue."""
     failed = intake.failed_receipts(db, actor)
     state = intake.backlog(db)
+    oldest = state.oldest_queued_seconds(clock.now())
     return render(
         request,
         "hotline/intake_receipts.html",
         {
             "title": "异步受理队列",
             "backlog": state,
-            "oldest_seconds": state.oldest_queued_seconds(clock.now()),
+            "oldest_seconds": oldest,
+            "oldest_wait": intake.wait_words(oldest) if state.queued else "—",
             "failed": [
                 (r, intake.sender_name(r), views.mask_phone(str(r.body.get("requester_phone", ""))))
                 for r in failed
